@@ -1,0 +1,101 @@
+/*
+ * dns.h - the DNS layer: resolver choice, per-query timeout, per-evaluation
+ * deadline, TTL cache (libunbound's), and answers decoded into plain C.
+ *
+ * One struct dns_ctx serves every thread of the process. dns_query() blocks
+ * the calling thread until the answer, the per-query timeout or the
+ * caller's deadline, whichever comes first; it never returns "no record"
+ * for a failure it could not tell apart from one: those are DNS_TEMPFAIL.
+ * Malformed names (empty or over-long labels, over 253 octets) are answered
+ * DNS_NXDOMAIN locally, without sending anything.
+ */
+#ifndef SPFGUARD_DNS_H
+#define SPFGUARD_DNS_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define DNS_MAX_NAME	253	/* octets in a name, text form, no final dot */
+#define DNS_MAX_LABEL	63
+
+enum dns_type {
+	DNS_T_A = 1,
+	DNS_T_PTR = 12,
+	DNS_T_MX = 15,
+	DNS_T_TXT = 16,
+	DNS_T_AAAA = 28,
+};
+
+enum dns_status {
+	DNS_OK,		/* at least one record of the type asked */
+	DNS_NODATA,	/* the name exists, no record of that type */
+	DNS_NXDOMAIN,	/* the name does not exist (or cannot) */
+	DNS_TEMPFAIL,	/* timeout, SERVFAIL, REFUSED, deadline: try later */
+};
+
+struct dns_rr {
+	uint16_t	 pref;		/* MX preference */
+	size_t		 len;		/* bytes in data (TXT may hold NULs) */
+	char		*data;		/* TXT strings joined; MX/PTR target
+					   name without the final dot; NUL
+					   terminated */
+	union {
+		struct in_addr	v4;
+		struct in6_addr	v6;
+	} addr;				/* A, AAAA */
+};
+
+struct dns_answer {
+	enum dns_status	 status;
+	enum dns_type	 type;
+	size_t		 count;
+	struct dns_rr	*rr;
+	uint32_t	 ttl;
+	const char	*why;		/* DNS_TEMPFAIL: a static reason */
+};
+
+struct dns_opts {
+	const char	**resolvers;	/* "HOST" or "HOST:PORT"; none: the
+					   system's resolv.conf */
+	size_t		  nresolvers;
+	unsigned	  timeout_ms;	/* per query; 0: 5000 */
+	unsigned	  tempfail_ttl;	/* seconds a temporary failure may be
+					   remembered; 0: not at all */
+};
+
+/* A backend answering from memory, for tests and fuzzing. */
+typedef void	(*dns_answer_fn)(void *arg, const char *name,
+		    enum dns_type type, struct dns_answer *out);
+
+struct dns_stats {
+	unsigned long	queries;	/* dns_query() calls */
+	unsigned long	sent;		/* handed to the resolver */
+	unsigned long	timeouts;	/* per-query timeout or deadline */
+	unsigned long	tempfails;	/* all DNS_TEMPFAIL answers */
+	unsigned long	badnames;	/* answered locally */
+};
+
+struct dns_ctx	*dns_create(const struct dns_opts *, char *err, size_t errlen);
+struct dns_ctx	*dns_create_fn(dns_answer_fn, void *arg);
+void		 dns_destroy(struct dns_ctx *);
+
+void	dns_query(struct dns_ctx *, const char *name, enum dns_type,
+	    const struct timespec *deadline, struct dns_answer *out);
+void	dns_answer_free(struct dns_answer *);
+void	dns_get_stats(struct dns_ctx *, struct dns_stats *);
+
+bool	dns_name_ok(const char *name);
+const char *dns_type_name(enum dns_type);
+const char *dns_status_name(enum dns_status);
+
+/* Deadlines are CLOCK_MONOTONIC instants. */
+void	dns_deadline(struct timespec *, unsigned ms_from_now);
+long	dns_ms_left(const struct timespec *);
+
+/* Builders for backends: append one record of out->type. */
+void	dns_answer_add(struct dns_answer *, const struct dns_rr *);
+
+#endif

@@ -1,0 +1,23 @@
+/*
+ * log.h - the one logging facade: syslog or stderr.
+ *
+ * log_warn() appends strerror(errno); log_warnx() does not. fatal() and
+ * fatalx() exit(1) and are for start-up only, never inside a callback.
+ * Messages are plain text; callers escape untrusted data first.
+ */
+#ifndef SPFGUARD_LOG_H
+#define SPFGUARD_LOG_H
+
+#include <stdbool.h>
+
+void	log_init(const char *ident, bool to_stderr, bool debug);
+void	log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	fatal(const char *, ...)
+	    __attribute__((format(printf, 1, 2), noreturn));
+void	fatalx(const char *, ...)
+	    __attribute__((format(printf, 1, 2), noreturn));
+
+#endif
