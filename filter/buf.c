@@ -1,6 +1,8 @@
 /*
  * buf.c - growable, always NUL-terminated byte buffers, and JSON escaping.
  */
+#include "autoconf.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

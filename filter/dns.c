@@ -20,6 +20,9 @@
  * local zones (RFC 1918 reverse, test., invalid., ...) would answer for
  * names that the configured resolvers should answer.
  */
+#include "autoconf.h"
+
+#include <sys/mman.h>
 #include <sys/types.h>
 
 #include <arpa/inet.h>
@@ -498,6 +501,41 @@ builtin_zones(char ***names, size_t *n)
 	return 0;
 }
 
+/*
+ * undefault_zones - "local-zone: NAME nodefault" for each name. Passed as a
+ * configuration file (in memory) because ub_ctx_set_option() accepts the
+ * option in libunbound 1.17 but does not apply it.
+ */
+static int
+undefault_zones(struct ub_ctx *ub, char **zones, size_t n)
+{
+	char	 path[64];
+	FILE	*fp;
+	size_t	 i;
+	int	 fd, rc;
+
+	if ((fd = memfd_create("spfguard-unbound", 0)) == -1 ||
+	    (fp = fdopen(fd, "w")) == NULL) {
+		if (fd != -1)
+			(void)close(fd);
+		return -1;
+	}
+	(void)fputs("server:\n", fp);
+	for (i = 0; i < n; i++)
+		if (strcmp(zones[i], "localhost.") != 0 &&
+		    strchr(zones[i], '"') == NULL)
+			(void)fprintf(fp, "\tlocal-zone: \"%s\" nodefault\n",
+			    zones[i]);
+	if (fflush(fp) != 0) {
+		(void)fclose(fp);
+		return -1;
+	}
+	(void)snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	rc = ub_ctx_config(ub, path);
+	(void)fclose(fp);
+	return rc == 0 ? 0 : -1;
+}
+
 /* set_forwarder - "HOST", "HOST:PORT", "[V6]:PORT" or "V6" as a forwarder */
 static int
 set_forwarder(struct ub_ctx *ub, const char *spec, char *err, size_t errlen)
@@ -583,15 +621,15 @@ configure(struct ub_ctx *ub, const struct dns_opts *o, char *err,
 		}
 	}
 	if (builtin_zones(&zones, &nzones) == 0) {
-		for (i = 0; i < nzones; i++) {
-			char	 v[300];
-
-			(void)snprintf(v, sizeof(v), "%s nodefault", zones[i]);
-			if (strcmp(zones[i], "localhost.") != 0)
-				(void)ub_ctx_set_option(ub, "local-zone:", v);
+		rc = undefault_zones(ub, zones, nzones);
+		for (i = 0; i < nzones; i++)
 			free(zones[i]);
-		}
 		free(zones);
+		if (rc != 0) {
+			(void)snprintf(err, errlen,
+			    "libunbound: cannot disable its local zones");
+			return -1;
+		}
 	}
 	if (o->nresolvers == 0) {
 		if (ub_ctx_resolvconf(ub, NULL) != 0) {

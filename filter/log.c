@@ -4,6 +4,8 @@
  * Callers pass text that is already safe to print; this module does not
  * escape. Debug messages are dropped unless debug was asked for.
  */
+#include "autoconf.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>

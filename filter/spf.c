@@ -6,6 +6,8 @@
  * engine. A response owns its strings; spf_response_free() releases them
  * and tolerates a response that was never filled.
  */
+#include "autoconf.h"
+
 #include <sys/socket.h>
 
 #include <arpa/inet.h>
@@ -14,7 +16,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include "autoconf.h"
 #include "spf.h"
 #include "spf_check.h"
 #include "xalloc.h"

@@ -11,6 +11,8 @@
  * Nothing here logs or keeps state between calls; the response's strings
  * are allocated here and freed by spf_response_free().
  */
+#include "autoconf.h"
+
 #include <sys/socket.h>
 
 #include <arpa/inet.h>

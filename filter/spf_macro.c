@@ -8,6 +8,8 @@
  * rightmost N parts and joined with dots; upper-case letters URL-escape
  * the result. Nothing here allocates except the caller's buffer.
  */
+#include "autoconf.h"
+
 #include <sys/socket.h>
 
 #include <arpa/inet.h>

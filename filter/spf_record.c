@@ -8,6 +8,8 @@
  * frees a parsed record with spf_record_free(), and a failed parse leaves
  * nothing to free.
  */
+#include "autoconf.h"
+
 #include <sys/socket.h>
 
 #include <arpa/inet.h>

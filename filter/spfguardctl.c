@@ -8,6 +8,8 @@
  * Exit status: 0 when a result was computed (whatever it is), 1 when the
  * tool could not run (resolver set-up), 2 on a usage error.
  */
+#include "autoconf.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>

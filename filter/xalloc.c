@@ -5,6 +5,8 @@
  * middle of a transaction; abort() leaves a core and the MTA applies its
  * milter_default_action, which is the operator's chosen failure mode.
  */
+#include "autoconf.h"
+
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -2,6 +2,8 @@
  * test_macro.c - table-driven tests of the SPF macro checker and expander,
  * starting with the examples of RFC 7208 section 7.4.
  */
+#include "autoconf.h"
+
 #include <sys/socket.h>
 
 #include <arpa/inet.h>

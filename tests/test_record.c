@@ -1,6 +1,8 @@
 /*
  * test_record.c - table-driven tests of the SPF record parser.
  */
+#include "autoconf.h"
+
 #include <stdbool.h>
 #include <string.h>
 
