@@ -16,8 +16,10 @@
 #include <strings.h>
 #include <time.h>
 
+#include "buf.h"
 #include "spf.h"
 #include "spf_check.h"
+#include "spf_macro.h"
 #include "xalloc.h"
 
 static const struct spf_engine *const engines[] = {
@@ -183,6 +185,63 @@ spf_identity_setup(const struct spf_request *req, struct spf_response *resp,
 	at = strrchr(resp->sender, '@');
 	resp->domain = xstrdup(at + 1);
 	*local = xstrndup(resp->sender, (size_t)(at - resp->sender));
+}
+
+/* spf_sanitise - printable ASCII of an explanation, at most
+ * SPF_MAX_EXPLANATION bytes; the caller frees it */
+char *
+spf_sanitise(const char *s, size_t n)
+{
+	struct buf	 b;
+	size_t		 i;
+
+	buf_init(&b);
+	for (i = 0; i < n && b.len < SPF_MAX_EXPLANATION; i++)
+		if ((unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x7f)
+			buf_addc(&b, s[i]);
+	return buf_release(&b);
+}
+
+/* spf_query_name - a name as it is queried: no final dot, cut from the
+ * left to 253 octets (RFC 7208 7.3); the caller frees it */
+char *
+spf_query_name(const char *name, size_t n)
+{
+	const char	*p = name, *dot;
+
+	if (n > 0 && name[n - 1] == '.')
+		n--;
+	while (n > DNS_MAX_NAME && (dot = memchr(p, '.', n)) != NULL) {
+		n -= (size_t)(dot + 1 - p);
+		p = dot + 1;
+	}
+	return xstrndup(p, n);
+}
+
+/* spf_macro_env_init - the macro values of an evaluation, for <domain>;
+ * the caller adds the %{p} callback and any expansion limit */
+void
+spf_macro_env_init(struct spf_macro_env *env, const struct spf_request *req,
+    const struct spf_response *resp, const char *local,
+    const struct spf_client *client, const char *domain)
+{
+	memset(env, 0, sizeof(*env));
+	env->sender = resp->sender;
+	env->local = local;
+	env->sender_domain = resp->domain;
+	env->domain = domain;
+	env->family = client->family;
+	memcpy(env->ip, client->ip, sizeof(env->ip));
+	/*
+	 * The case of IPv6 nibbles follows the address as the MTA wrote it:
+	 * RFC 7208's example (7.4) and the conformance suite (v-macro-ip6)
+	 * disagree otherwise. DNS ignores case; only explanations show it.
+	 */
+	env->nibbles_upper = client->family == AF_INET6 && req->ip != NULL &&
+	    strpbrk(req->ip, "ABCDEF") != NULL;
+	env->helo = req->helo != NULL ? req->helo : "";
+	env->receiver = req->receiver;
+	env->now = (long long)time(NULL);
 }
 
 void

@@ -252,16 +252,8 @@ macro_ptr(void *arg)
 static void
 macro_env(struct eval *e, const char *domain, struct spf_macro_env *env)
 {
-	memset(env, 0, sizeof(*env));
-	env->sender = e->resp->sender;
-	env->local = e->local;
-	env->sender_domain = e->resp->domain;
-	env->domain = domain;
-	env->family = e->client.family;
-	memcpy(env->ip, e->client.ip, sizeof(env->ip));
-	env->helo = e->req->helo != NULL ? e->req->helo : "";
-	env->receiver = e->req->receiver;
-	env->now = (long long)time(NULL);
+	spf_macro_env_init(env, e->req, e->resp, e->local, &e->client,
+	    domain);
 	env->ptr = macro_ptr;
 	env->ptr_arg = e;
 	if (e->ptr_domain == NULL || strcasecmp(e->ptr_domain, domain) != 0) {
@@ -283,9 +275,7 @@ target_name(struct eval *e, const char *spec, const char *domain)
 {
 	struct spf_macro_env env;
 	struct buf	 out;
-	char		 err[128];
-	const char	*p;
-	size_t		 n;
+	char		 err[128], *name;
 
 	if (spec == NULL)
 		return xstrdup(domain);
@@ -297,49 +287,50 @@ target_name(struct eval *e, const char *spec, const char *domain)
 		buf_free(&out);
 		return NULL;
 	}
-	n = out.len;
-	if (n > 0 && out.data[n - 1] == '.')
-		out.data[--n] = '\0';
-	p = out.data != NULL ? out.data : "";
-	while (n > DNS_MAX_NAME) {
-		const char *dot = strchr(p, '.');
-
-		if (dot == NULL)
-			break;
-		n -= (size_t)(dot + 1 - p);
-		p = dot + 1;
-	}
-	p = xstrdup(p);
+	name = spf_query_name(buf_str(&out), out.len);
 	buf_free(&out);
-	return (char *)p;
+	return name;
 }
 
 static enum spf_result check_host(struct eval *, const char *domain,
     int depth, bool want_exp);
+
+/*
+ * term_query - a mechanism's DNS query: M_YES with records in *a, M_NO for
+ * a void answer (counted when count_as_void), or an error.
+ */
+static enum match
+term_query(struct eval *e, const char *name, enum dns_type type,
+    struct dns_answer *a, bool count_as_void)
+{
+	query(e, name, type, a);
+	switch (a->status) {
+	case DNS_TEMPFAIL:
+		problem(e, "DNS %s looking up %s %.200s", a->why,
+		    dns_type_name(type), name);
+		return M_TEMPERROR;
+	case DNS_NXDOMAIN:
+	case DNS_NODATA:
+		if (count_as_void && !count_void(e, name))
+			return M_PERMERROR;
+		return M_NO;
+	case DNS_OK:
+		break;
+	}
+	return M_YES;
+}
 
 /* mech_a - "a" and, per exchange, "mx": any address within the cidr */
 static enum match
 mech_a(struct eval *e, const char *name, int c4, int c6, bool from_mx)
 {
 	struct dns_answer a;
-	enum match	 m = M_NO;
+	enum match	 m;
 	size_t		 i;
 
-	query(e, name, addr_type(e), &a);
-	switch (a.status) {
-	case DNS_TEMPFAIL:
-		problem(e, "DNS %s looking up %s %.200s", a.why,
-		    dns_type_name(a.type), name);
-		return M_TEMPERROR;
-	case DNS_NXDOMAIN:
-	case DNS_NODATA:
-		if (!from_mx && !count_void(e, name))
-			return M_PERMERROR;
-		return M_NO;
-	case DNS_OK:
-		break;
-	}
-	for (i = 0; i < a.count && m == M_NO; i++)
+	if ((m = term_query(e, name, addr_type(e), &a, !from_mx)) != M_YES)
+		return m;
+	for (i = 0, m = M_NO; i < a.count && m == M_NO; i++)
 		if (rr_matches(e, &a.rr[i], c4, c6))
 			m = M_YES;
 	dns_answer_free(&a);
@@ -350,27 +341,18 @@ static enum match
 mech_mx(struct eval *e, const char *name, int c4, int c6)
 {
 	struct dns_answer mx;
-	enum match	 m = M_NO;
+	enum match	 m;
 	size_t		 i;
 
-	query(e, name, DNS_T_MX, &mx);
-	switch (mx.status) {
-	case DNS_TEMPFAIL:
-		problem(e, "DNS %s looking up MX %.200s", mx.why, name);
-		return M_TEMPERROR;
-	case DNS_NXDOMAIN:
-	case DNS_NODATA:
-		return count_void(e, name) ? M_NO : M_PERMERROR;
-	case DNS_OK:
-		break;
-	}
+	if ((m = term_query(e, name, DNS_T_MX, &mx, true)) != M_YES)
+		return m;
 	if (mx.count > MAX_MX_NAMES) {
 		problem(e, "more than %d MX names for %.200s", MAX_MX_NAMES,
 		    name);
 		dns_answer_free(&mx);
 		return M_PERMERROR;
 	}
-	for (i = 0; i < mx.count && m == M_NO; i++) {
+	for (i = 0, m = M_NO; i < mx.count && m == M_NO; i++) {
 		if (mx.rr[i].data[0] == '\0')
 			continue;	/* null MX (RFC 7505) */
 		m = mech_a(e, mx.rr[i].data, c4, c6, true);
@@ -403,20 +385,11 @@ static enum match
 mech_exists(struct eval *e, const char *name)
 {
 	struct dns_answer a;
+	enum match	 m;
 
-	query(e, name, DNS_T_A, &a);
-	switch (a.status) {
-	case DNS_TEMPFAIL:
-		problem(e, "DNS %s looking up A %.200s", a.why, name);
-		return M_TEMPERROR;
-	case DNS_NXDOMAIN:
-	case DNS_NODATA:
-		return count_void(e, name) ? M_NO : M_PERMERROR;
-	case DNS_OK:
-		break;
-	}
+	m = term_query(e, name, DNS_T_A, &a, true);
 	dns_answer_free(&a);
-	return M_YES;
+	return m;
 }
 
 static enum match
@@ -490,20 +463,6 @@ evaluate(struct eval *e, const struct spf_term *t, const char *domain,
 	return m;
 }
 
-/* sanitise - keep printable ASCII of an explanation, bounded */
-static char *
-sanitise(const char *s, size_t n)
-{
-	struct buf	 b;
-	size_t		 i;
-
-	buf_init(&b);
-	for (i = 0; i < n && b.len < SPF_MAX_EXPLANATION; i++)
-		if ((unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x7f)
-			buf_addc(&b, s[i]);
-	return buf_release(&b);
-}
-
 /* expand_exp - macro-expand an explanation text; NULL if it is invalid */
 static char *
 expand_exp(struct eval *e, const char *txt, size_t len, const char *domain)
@@ -520,7 +479,7 @@ expand_exp(struct eval *e, const char *txt, size_t len, const char *domain)
 		buf_free(&out);
 		return NULL;
 	}
-	s = sanitise(buf_str(&out), out.len);
+	s = spf_sanitise(buf_str(&out), out.len);
 	buf_free(&out);
 	return s;
 }
@@ -551,8 +510,8 @@ explain(struct eval *e, const struct spf_record *r, const char *domain)
 		e->resp->explanation = expand_exp(e, e->req->default_exp,
 		    strlen(e->req->default_exp), domain);
 		if (e->resp->explanation == NULL)
-			e->resp->explanation = sanitise(e->req->default_exp,
-			    strlen(e->req->default_exp));
+			e->resp->explanation = spf_sanitise(
+			    e->req->default_exp, strlen(e->req->default_exp));
 	}
 }
 

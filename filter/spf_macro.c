@@ -103,9 +103,9 @@ scan_macro(const char *s, size_t len, bool exp_letters, struct macro *m,
 
 /* ip_nibbles - %{i} of an IPv6 address: 32 dot-separated nibbles */
 static void
-ip_nibbles(const uint8_t *ip, char *out)
+ip_nibbles(const uint8_t *ip, bool upper, char *out)
 {
-	static const char hex[] = "0123456789abcdef";
+	const char *hex = upper ? "0123456789ABCDEF" : "0123456789abcdef";
 	int	 i;
 
 	for (i = 0; i < 16; i++) {
@@ -143,7 +143,7 @@ macro_value(const struct macro *m, const struct spf_macro_env *env,
 		return env->ptr != NULL ? env->ptr(env->ptr_arg) : "unknown";
 	case 'i':
 		if (env->family == AF_INET6) {
-			ip_nibbles(env->ip, tmp);
+			ip_nibbles(env->ip, env->nibbles_upper, tmp);
 			return tmp;
 		}
 		/* FALLTHROUGH */

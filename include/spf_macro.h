@@ -24,6 +24,7 @@ struct spf_macro_env {
 	const char	*domain;	/* d: <domain> being checked */
 	int		 family;	/* AF_INET or AF_INET6 */
 	uint8_t		 ip[16];	/* i, c, v */
+	bool		 nibbles_upper;	/* %{i} of IPv6 in upper case */
 	const char	*helo;		/* h */
 	const char	*receiver;	/* r; NULL: "unknown" */
 	long long	 now;		/* t */

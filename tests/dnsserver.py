@@ -28,7 +28,9 @@ optional) to objects with these keys, all optional:
   "timeout":  true: never answer this name; or a list of types never answered
   "timeout_except": list of types: never answer any OTHER type
   "servfail": true or a list of types: answer SERVFAIL
-  "delay_ms": answer only after this many milliseconds
+  "delay_ms": answer only this many milliseconds after the first query
+              for the name and type (retransmissions are answered at that
+              same moment, as by a caching resolver)
   "truncate": true (or a list of types): over UDP answer TC=1 without
               records (the client must retry over TCP); TCP answers normally
 
@@ -92,12 +94,14 @@ def name_labels(name):
 
 
 def label_text(labels):
-    """Byte labels -> presentation text: lowercase, no final dot."""
+    """Byte labels -> presentation text: lowercase, no final dot; a dot or
+    backslash inside a label is escaped, spaces and non-printables are \\DDD
+    (so a query log line always splits into three fields)."""
     out = []
     for label in labels:
         s = []
         for b in label.lower():
-            if b in (0x2E, 0x5C) or b in (0x20, 0x22, 0x28, 0x29, 0x3B):
+            if b in (0x2E, 0x5C):
                 s.append("\\" + chr(b))
             elif 0x21 <= b < 0x7F:
                 s.append(chr(b))
@@ -354,12 +358,27 @@ class Server:
         self.zone_lock = threading.Lock()
         self.log = open(args.querylog, "a", encoding="utf-8") if args.querylog else None
         self.log_lock = threading.Lock()
+        self.slow_lock = threading.Lock()
+        self.slow_first = {}
         self.stop = threading.Event()
         self.load_zone(initial=True)
         self.udp, self.tcp = self.bind(args.port)
         self.port = self.udp.getsockname()[1]
 
     # --- zone ---------------------------------------------------------
+    def delay_left(self, qn, delay):
+        """How long to hold this answer: like a caching resolver, the
+        answer to a delayed name is ready delay seconds after its FIRST
+        query, and retransmissions get it then too (not a fresh delay
+        each).  The clock restarts once an answer is due and 30 s pass."""
+        key = (str(qn.qname).lower(), qn.qtype)
+        now = time.monotonic()
+        with self.slow_lock:
+            first = self.slow_first.get(key)
+            if first is None or now - first > delay + 30:
+                first = self.slow_first[key] = now
+        return max(0.0, first + delay - now)
+
     def load_zone(self, initial=False):
         try:
             st = os.stat(self.zone_path)
@@ -458,7 +477,7 @@ class Server:
             if ans.drop:
                 return None
             if ans.delay:
-                time.sleep(ans.delay)
+                time.sleep(self.delay_left(qn, ans.delay))
             reply.header.rcode = ans.rcode
             reply.rr = ans.rr
             reply.auth = ans.auth

@@ -37,6 +37,7 @@ env_for(struct spf_macro_env *env, const char *ip)
 	else {
 		(void)inet_pton(AF_INET6, ip, env->ip);
 		env->family = AF_INET6;
+		env->nibbles_upper = strpbrk(ip, "ABCDEF") != NULL;
 	}
 }
 
@@ -75,6 +76,9 @@ static const struct {
 	{ "7.4 ipv6 ir", "2001:db8::cb01", "%{ir}.%{v}._spf.%{d2}", false,
 	    "1.0.b.c.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2"
 	    ".ip6._spf.example.com" },
+	{ "ipv6 nibbles follow the address's case", "2001:DB8::CB01",
+	    "%{ir}.%{v}", false, "1.0.B.C.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0"
+	    ".8.B.D.0.1.0.0.2.ip6" },
 	{ "upper-case escapes", "192.0.2.3", "%{S}", false,
 	    "strong-bad%40email.example.com" },
 	{ "escapes %% %_ %-", "192.0.2.3", "a%%b%_c%-d", true, "a%b c%20d" },
