@@ -27,29 +27,29 @@
 #include "dns.h"
 #include "spf.h"
 
-#define NDOMAINS	40
+#define NDOMAINS 40
 
 /* the answers seen during warm-up, replayed by the "memory" backend */
 struct recorded {
-	char		*name;
-	enum dns_type	 type;
+	char *name;
+	enum dns_type type;
 	struct dns_answer ans;
 };
 
-static struct recorded	*tape;
-static size_t		 ntape;
-static struct dns_ctx	*real_dns;
+static struct recorded *tape;
+static size_t ntape;
+static struct dns_ctx *real_dns;
 
 static void
 copy_answer(const struct dns_answer *from, struct dns_answer *to)
 {
-	size_t	 i;
+	size_t i;
 
 	*to = *from;
 	to->rr = NULL;
 	to->count = 0;
 	for (i = 0; i < from->count; i++) {
-		struct dns_rr	 rr = from->rr[i];
+		struct dns_rr rr = from->rr[i];
 
 		if (rr.data != NULL) {
 			rr.data = malloc(rr.len + 1);
@@ -62,10 +62,9 @@ copy_answer(const struct dns_answer *from, struct dns_answer *to)
 
 /* record - forward to libunbound and keep a copy */
 static void
-record(void *arg, const char *name, enum dns_type type,
-    struct dns_answer *out)
+record(void *arg, const char *name, enum dns_type type, struct dns_answer *out)
 {
-	size_t	 i;
+	size_t i;
 
 	dns_query(real_dns, name, type, NULL, out);
 	for (i = 0; i < ntape; i++)
@@ -80,10 +79,9 @@ record(void *arg, const char *name, enum dns_type type,
 
 /* replay - answer from the tape (a linear scan over ~200 entries) */
 static void
-replay(void *arg, const char *name, enum dns_type type,
-    struct dns_answer *out)
+replay(void *arg, const char *name, enum dns_type type, struct dns_answer *out)
 {
-	size_t	 i;
+	size_t i;
 
 	for (i = 0; i < ntape; i++) {
 		if (tape[i].type == type && strcmp(tape[i].name, name) == 0) {
@@ -95,20 +93,20 @@ replay(void *arg, const char *name, enum dns_type type,
 }
 
 struct job {
-	const struct spf_engine	*eng;
-	struct dns_ctx		*dns;
-	double			 seconds;
-	unsigned long		 evals;
-	unsigned long		 results[SPF_PERMERROR + 1];
+	const struct spf_engine *eng;
+	struct dns_ctx *dns;
+	double seconds;
+	unsigned long evals;
+	unsigned long results[SPF_PERMERROR + 1];
 };
 
-static char	 senders[NDOMAINS][64];
-static char	 ips[NDOMAINS * 2][64];
+static char senders[NDOMAINS][64];
+static char ips[NDOMAINS * 2][64];
 
 static double
 now(void)
 {
-	struct timespec	 ts;
+	struct timespec ts;
 
 	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
@@ -117,7 +115,7 @@ now(void)
 static void
 setup(void)
 {
-	int	 i;
+	int i;
 
 	for (i = 0; i < NDOMAINS; i++) {
 		(void)snprintf(senders[i], sizeof(senders[i]),
@@ -136,8 +134,8 @@ setup(void)
 			    "2001:db8:a::%x", i + 1);
 			break;
 		default:
-			(void)snprintf(ips[2 * i], sizeof(ips[0]),
-			    "192.0.2.%d", i + 1);
+			(void)snprintf(ips[2 * i], sizeof(ips[0]), "192.0.2.%d",
+			    i + 1);
 			break;
 		}
 		(void)snprintf(ips[2 * i + 1], sizeof(ips[0]), "192.0.2.%d",
@@ -151,8 +149,8 @@ one(const struct spf_engine *eng, struct dns_ctx *dns, unsigned long k)
 {
 	struct spf_request req;
 	struct spf_response resp;
-	enum spf_result	 r;
-	int		 i = (int)(k % (NDOMAINS * 2));
+	enum spf_result r;
+	int i = (int)(k % (NDOMAINS * 2));
 
 	memset(&req, 0, sizeof(req));
 	req.ip = ips[i];
@@ -169,9 +167,9 @@ one(const struct spf_engine *eng, struct dns_ctx *dns, unsigned long k)
 static void *
 run(void *arg)
 {
-	struct job	*j = arg;
-	double		 t0 = now(), end = t0 + j->seconds;
-	unsigned long	 k = 0;
+	struct job *j = arg;
+	double t0 = now(), end = t0 + j->seconds;
+	unsigned long k = 0;
 
 	while ((k & 63) != 0 || now() < end) {
 		j->results[one(j->eng, j->dns, k)]++;
@@ -185,21 +183,21 @@ run(void *arg)
 int
 main(int argc, char **argv)
 {
-	static const char *const names[] = { "builtin", "libspf2" };
+	static const char *const names[] = {"builtin", "libspf2"};
 	static const struct option longopts[] = {
-		{ "dns", required_argument, NULL, 'd' },
-		{ "seconds", required_argument, NULL, 's' },
-		{ "threads", required_argument, NULL, 't' },
-		{ NULL, 0, NULL, 0 },
+	    {"dns", required_argument, NULL, 'd'},
+	    {"seconds", required_argument, NULL, 's'},
+	    {"threads", required_argument, NULL, 't'},
+	    {NULL, 0, NULL, 0},
 	};
-	struct dns_opts	 o;
-	struct dns_ctx	*dns, *memdns;
-	const char	*res[1] = { NULL };
-	double		 seconds = 3, base[2] = { 0, 0 };
-	char		 err[256];
-	int		 threads = 1, ch, t, r, bk;
-	size_t		 e;
-	unsigned long	 k;
+	struct dns_opts o;
+	struct dns_ctx *dns, *memdns;
+	const char *res[1] = {NULL};
+	double seconds = 3, base[2] = {0, 0};
+	char err[256];
+	int threads = 1, ch, t, r, bk;
+	size_t e;
+	unsigned long k;
 
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -213,7 +211,8 @@ main(int argc, char **argv)
 			threads = atoi(optarg);
 			break;
 		default:
-			(void)fprintf(stderr, "usage: spfbench --dns HOST:PORT "
+			(void)fprintf(stderr,
+			    "usage: spfbench --dns HOST:PORT "
 			    "[--seconds N] [--threads N]\n");
 			return 2;
 		}
@@ -233,7 +232,7 @@ main(int argc, char **argv)
 	dns = dns_create_fn(record, NULL);
 	for (e = 0; e < sizeof(names) / sizeof(names[0]); e++)
 		if (spf_engine_find(names[e]) != NULL)
-			for (k = 0; k < NDOMAINS * 2; k++)	/* warm up */
+			for (k = 0; k < NDOMAINS * 2; k++) /* warm up */
 				(void)one(spf_engine_find(names[e]), dns, k);
 	dns_destroy(dns);
 	memdns = dns_create_fn(replay, NULL);
@@ -241,46 +240,48 @@ main(int argc, char **argv)
 	(void)printf("%-8s %-8s %7s %9s %8s %10s %7s  %s\n", "engine", "dns",
 	    "threads", "evals", "seconds", "evals/s", "ratio", "results");
 	for (bk = 0; bk < 2; bk++)
-	for (e = 0; e < sizeof(names) / sizeof(names[0]); e++) {
-		const struct spf_engine *eng = spf_engine_find(names[e]);
-		struct job	 jobs[64];
-		pthread_t	 th[64];
-		unsigned long	 total = 0, sum[SPF_PERMERROR + 1];
-		double		 secs = 0, rate;
+		for (e = 0; e < sizeof(names) / sizeof(names[0]); e++) {
+			const struct spf_engine *eng =
+			    spf_engine_find(names[e]);
+			struct job jobs[64];
+			pthread_t th[64];
+			unsigned long total = 0, sum[SPF_PERMERROR + 1];
+			double secs = 0, rate;
 
-		if (eng == NULL) {
-			(void)printf("%-8s (not built)\n", names[e]);
-			continue;
-		}
-		memset(jobs, 0, sizeof(jobs));
-		memset(sum, 0, sizeof(sum));
-		for (t = 0; t < threads; t++) {
-			jobs[t].eng = eng;
-			jobs[t].dns = bk == 0 ? real_dns : memdns;
-			jobs[t].seconds = seconds;
-			(void)pthread_create(&th[t], NULL, run, &jobs[t]);
-		}
-		for (t = 0; t < threads; t++) {
-			(void)pthread_join(th[t], NULL);
-			total += jobs[t].evals;
-			if (jobs[t].seconds > secs)
-				secs = jobs[t].seconds;
+			if (eng == NULL) {
+				(void)printf("%-8s (not built)\n", names[e]);
+				continue;
+			}
+			memset(jobs, 0, sizeof(jobs));
+			memset(sum, 0, sizeof(sum));
+			for (t = 0; t < threads; t++) {
+				jobs[t].eng = eng;
+				jobs[t].dns = bk == 0 ? real_dns : memdns;
+				jobs[t].seconds = seconds;
+				(void)pthread_create(&th[t], NULL, run,
+				    &jobs[t]);
+			}
+			for (t = 0; t < threads; t++) {
+				(void)pthread_join(th[t], NULL);
+				total += jobs[t].evals;
+				if (jobs[t].seconds > secs)
+					secs = jobs[t].seconds;
+				for (r = 0; r <= SPF_PERMERROR; r++)
+					sum[r] += jobs[t].results[r];
+			}
+			rate = (double)total / secs;
+			if (base[bk] == 0)
+				base[bk] = rate;
+			(void)printf("%-8s %-8s %7d %9lu %8.2f %10.0f %7.2f ",
+			    names[e], bk == 0 ? "unbound" : "memory", threads,
+			    total, secs, rate, rate / base[bk]);
 			for (r = 0; r <= SPF_PERMERROR; r++)
-				sum[r] += jobs[t].results[r];
+				if (sum[r] != 0)
+					(void)printf(" %s=%lu",
+					    spf_result_name((enum spf_result)r),
+					    sum[r]);
+			(void)printf("\n");
 		}
-		rate = (double)total / secs;
-		if (base[bk] == 0)
-			base[bk] = rate;
-		(void)printf("%-8s %-8s %7d %9lu %8.2f %10.0f %7.2f ", names[e],
-		    bk == 0 ? "unbound" : "memory", threads, total, secs, rate,
-		    rate / base[bk]);
-		for (r = 0; r <= SPF_PERMERROR; r++)
-			if (sum[r] != 0)
-				(void)printf(" %s=%lu",
-				    spf_result_name((enum spf_result)r),
-				    sum[r]);
-		(void)printf("\n");
-	}
 	dns_destroy(memdns);
 	dns_destroy(real_dns);
 	return 0;

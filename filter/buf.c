@@ -38,7 +38,7 @@ buf_reset(struct buf *b)
 static void
 buf_grow(struct buf *b, size_t n)
 {
-	size_t	 need = b->len + n + 1;
+	size_t need = b->len + n + 1;
 
 	if (need <= b->cap)
 		return;
@@ -74,8 +74,8 @@ buf_addc(struct buf *b, char c)
 void
 buf_addf(struct buf *b, const char *fmt, ...)
 {
-	va_list	 ap;
-	int	 n;
+	va_list ap;
+	int n;
 
 	va_start(ap, fmt);
 	n = vsnprintf(NULL, 0, fmt, ap);
@@ -99,7 +99,7 @@ buf_str(const struct buf *b)
 char *
 buf_release(struct buf *b)
 {
-	char	*s;
+	char *s;
 
 	if (b->data == NULL)
 		return xstrdup("");
@@ -117,7 +117,7 @@ void
 buf_add_json(struct buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t	 i;
+	size_t i;
 	unsigned char c;
 
 	buf_addc(b, '"');
@@ -129,8 +129,8 @@ buf_add_json(struct buf *b, const char *s, size_t n)
 		} else if (c >= 0x20 && c < 0x7f)
 			buf_addc(b, (char)c);
 		else {
-			char	 esc[6] = { '\\', 'u', '0', '0',
-			    hex[c >> 4], hex[c & 0xf] };
+			char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4],
+			    hex[c & 0xf]};
 			buf_add(b, esc, sizeof(esc));
 		}
 	}

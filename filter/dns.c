@@ -39,25 +39,25 @@
 #include "dns.h"
 #include "xalloc.h"
 
-#define DNS_DEFAULT_TIMEOUT_MS	5000
+#define DNS_DEFAULT_TIMEOUT_MS 5000
 
 struct dns_ctx {
-	struct ub_ctx	*ub;		/* NULL for a function backend */
-	dns_answer_fn	 fn;
-	void		*fn_arg;
-	unsigned	 timeout_ms;
-	pthread_t	 thread;
-	int		 wake[2];	/* stop the event thread */
+	struct ub_ctx *ub; /* NULL for a function backend */
+	dns_answer_fn fn;
+	void *fn_arg;
+	unsigned timeout_ms;
+	pthread_t thread;
+	int wake[2]; /* stop the event thread */
 	struct dns_stats stats;
 };
 
 enum pending_state { P_WAITING, P_DONE, P_ABANDONED };
 
 struct pending {
-	pthread_mutex_t	 mu;
-	pthread_cond_t	 cv;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
 	enum pending_state state;
-	int		 err;
+	int err;
 	struct ub_result *res;
 };
 
@@ -82,7 +82,7 @@ dns_deadline(struct timespec *ts, unsigned ms)
 long
 dns_ms_left(const struct timespec *ts)
 {
-	struct timespec	 now;
+	struct timespec now;
 
 	(void)clock_gettime(CLOCK_MONOTONIC, &now);
 	return (long)(ts->tv_sec - now.tv_sec) * 1000L +
@@ -93,7 +93,7 @@ dns_ms_left(const struct timespec *ts)
 bool
 dns_name_ok(const char *name)
 {
-	size_t	 len = strlen(name), label = 0, i;
+	size_t len = strlen(name), label = 0, i;
 
 	if (len > 0 && name[len - 1] == '.')
 		len--;
@@ -156,7 +156,7 @@ dns_answer_add(struct dns_answer *a, const struct dns_rr *rr)
 void
 dns_answer_free(struct dns_answer *a)
 {
-	size_t	 i;
+	size_t i;
 
 	for (i = 0; i < a->count; i++)
 		free(a->rr[i].data);
@@ -171,8 +171,8 @@ dns_get_stats(struct dns_ctx *ctx, struct dns_stats *st)
 	st->queries = __atomic_load_n(&ctx->stats.queries, __ATOMIC_RELAXED);
 	st->sent = __atomic_load_n(&ctx->stats.sent, __ATOMIC_RELAXED);
 	st->timeouts = __atomic_load_n(&ctx->stats.timeouts, __ATOMIC_RELAXED);
-	st->tempfails = __atomic_load_n(&ctx->stats.tempfails,
-	    __ATOMIC_RELAXED);
+	st->tempfails =
+	    __atomic_load_n(&ctx->stats.tempfails, __ATOMIC_RELAXED);
 	st->badnames = __atomic_load_n(&ctx->stats.badnames, __ATOMIC_RELAXED);
 }
 
@@ -180,12 +180,12 @@ dns_get_stats(struct dns_ctx *ctx, struct dns_stats *st)
 static char *
 wire_name(const unsigned char *p, size_t len)
 {
-	struct buf	 b;
-	size_t		 i = 0;
+	struct buf b;
+	size_t i = 0;
 
 	buf_init(&b);
 	while (i < len && p[i] != 0) {
-		size_t	 n = p[i];
+		size_t n = p[i];
 
 		if (n > DNS_MAX_LABEL || i + 1 + n > len) {
 			buf_free(&b);
@@ -200,7 +200,7 @@ wire_name(const unsigned char *p, size_t len)
 		buf_free(&b);
 		return NULL;
 	}
-	return buf_release(&b);	/* the root name is "" */
+	return buf_release(&b); /* the root name is "" */
 }
 
 /* decode_rr - one rdata of the type asked into a record; -1 if malformed */
@@ -208,8 +208,8 @@ static int
 decode_rr(enum dns_type type, const unsigned char *p, size_t len,
     struct dns_rr *rr)
 {
-	struct buf	 b;
-	size_t		 i;
+	struct buf b;
+	size_t i;
 
 	memset(rr, 0, sizeof(*rr));
 	switch (type) {
@@ -255,15 +255,15 @@ decode_rr(enum dns_type type, const unsigned char *p, size_t len,
 static void
 decode_result(const struct ub_result *res, struct dns_answer *out)
 {
-	struct dns_rr	 rr;
-	int		 i;
+	struct dns_rr rr;
+	int i;
 
 	out->ttl = res->ttl > 0 ? (uint32_t)res->ttl : 0;
 	if (res->havedata) {
 		for (i = 0; res->data[i] != NULL; i++) {
 			if (decode_rr(out->type,
-			    (const unsigned char *)res->data[i],
-			    (size_t)res->len[i], &rr) == 0)
+				(const unsigned char *)res->data[i],
+				(size_t)res->len[i], &rr) == 0)
 				dns_answer_add(out, &rr);
 		}
 		if (out->count == 0)
@@ -323,7 +323,7 @@ pending_free(struct pending *p)
 static void
 on_answer(void *arg, int err, struct ub_result *res)
 {
-	struct pending	*p = arg;
+	struct pending *p = arg;
 
 	(void)pthread_mutex_lock(&p->mu);
 	if (p->state == P_ABANDONED) {
@@ -344,8 +344,8 @@ on_answer(void *arg, int err, struct ub_result *res)
 static void *
 event_loop(void *arg)
 {
-	struct dns_ctx	*ctx = arg;
-	struct pollfd	 pfd[2];
+	struct dns_ctx *ctx = arg;
+	struct pollfd pfd[2];
 
 	pfd[0].fd = ub_fd(ctx->ub);
 	pfd[0].events = POLLIN;
@@ -370,15 +370,16 @@ static void
 resolve_ub(struct dns_ctx *ctx, const char *name,
     const struct timespec *deadline, struct dns_answer *out)
 {
-	struct pending	*p;
-	struct timespec	 until;
-	struct buf	 qname;
-	int		 id, rc = 0;
+	struct pending *p;
+	struct timespec until;
+	struct buf qname;
+	int id, rc = 0;
 
 	dns_deadline(&until, ctx->timeout_ms);
-	if (deadline != NULL && (until.tv_sec > deadline->tv_sec ||
-	    (until.tv_sec == deadline->tv_sec &&
-	    until.tv_nsec > deadline->tv_nsec)))
+	if (deadline != NULL &&
+	    (until.tv_sec > deadline->tv_sec ||
+		(until.tv_sec == deadline->tv_sec &&
+		    until.tv_nsec > deadline->tv_nsec)))
 		until = *deadline;
 	if (dns_ms_left(&until) <= 0) {
 		out->status = DNS_TEMPFAIL;
@@ -390,7 +391,7 @@ resolve_ub(struct dns_ctx *ctx, const char *name,
 	p = xcalloc(1, sizeof(*p));
 	(void)pthread_mutex_init(&p->mu, NULL);
 	{
-		pthread_condattr_t	 attr;
+		pthread_condattr_t attr;
 
 		(void)pthread_condattr_init(&attr);
 		(void)pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -403,7 +404,7 @@ resolve_ub(struct dns_ctx *ctx, const char *name,
 	ub_name(name, &qname);
 	stat_inc(&ctx->stats.sent);
 	if (ub_resolve_async(ctx->ub, buf_str(&qname), (int)out->type, 1, p,
-	    on_answer, &id) != 0) {
+		on_answer, &id) != 0) {
 		buf_free(&qname);
 		pending_free(p);
 		out->status = DNS_TEMPFAIL;
@@ -468,10 +469,10 @@ dns_query(struct dns_ctx *ctx, const char *name, enum dns_type type,
 static int
 builtin_zones(char ***names, size_t *n)
 {
-	struct ub_ctx	*probe;
-	char		*text = NULL, *line, *save = NULL;
-	size_t		 textlen = 0;
-	FILE		*fp;
+	struct ub_ctx *probe;
+	char *text = NULL, *line, *save = NULL;
+	size_t textlen = 0;
+	FILE *fp;
 
 	*names = NULL;
 	*n = 0;
@@ -486,8 +487,8 @@ builtin_zones(char ***names, size_t *n)
 	ub_ctx_delete(probe);
 	(void)fclose(fp);
 	for (line = strtok_r(text, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save)) {
-		char	*z = strstr(line, "static zone "), *end;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *z = strstr(line, "static zone "), *end;
 
 		if (z == NULL)
 			continue;
@@ -509,10 +510,10 @@ builtin_zones(char ***names, size_t *n)
 static int
 undefault_zones(struct ub_ctx *ub, char **zones, size_t n)
 {
-	char	 path[64];
-	FILE	*fp;
-	size_t	 i;
-	int	 fd, rc;
+	char path[64];
+	FILE *fp;
+	size_t i;
+	int fd, rc;
 
 	if ((fd = memfd_create("spfguard-unbound", 0)) == -1 ||
 	    (fp = fdopen(fd, "w")) == NULL) {
@@ -540,15 +541,15 @@ undefault_zones(struct ub_ctx *ub, char **zones, size_t n)
 static int
 set_forwarder(struct ub_ctx *ub, const char *spec, char *err, size_t errlen)
 {
-	char		 host[INET6_ADDRSTRLEN + 8], addr[INET6_ADDRSTRLEN + 16];
-	const char	*port = NULL, *colon;
-	unsigned char	 tmp[16];
-	size_t		 hlen;
-	long		 pnum;
-	char		*end;
+	char host[INET6_ADDRSTRLEN + 8], addr[INET6_ADDRSTRLEN + 16];
+	const char *port = NULL, *colon;
+	unsigned char tmp[16];
+	size_t hlen;
+	long pnum;
+	char *end;
 
 	if (spec[0] == '[') {
-		const char	*rb = strchr(spec, ']');
+		const char *rb = strchr(spec, ']');
 
 		if (rb == NULL || (rb[1] != '\0' && rb[1] != ':'))
 			goto bad;
@@ -600,18 +601,17 @@ bad:
 
 /* configure - the options that make libunbound fit a mail filter */
 static int
-configure(struct ub_ctx *ub, const struct dns_opts *o, char *err,
-    size_t errlen)
+configure(struct ub_ctx *ub, const struct dns_opts *o, char *err, size_t errlen)
 {
 	static const char *const opts[][2] = {
-		{ "do-not-query-localhost:", "no" },
-		{ "infra-host-ttl:", "0" },
-		{ "infra-keep-probing:", "yes" },
-		{ "outgoing-range:", "256" },
+	    {"do-not-query-localhost:", "no"},
+	    {"infra-host-ttl:", "0"},
+	    {"infra-keep-probing:", "yes"},
+	    {"outgoing-range:", "256"},
 	};
-	char	**zones;
-	size_t	 nzones, i;
-	int	 rc = 0;
+	char **zones;
+	size_t nzones, i;
+	int rc = 0;
 
 	for (i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
 		if (ub_ctx_set_option(ub, opts[i][0], opts[i][1]) != 0) {
@@ -650,11 +650,11 @@ configure(struct ub_ctx *ub, const struct dns_opts *o, char *err,
 struct dns_ctx *
 dns_create(const struct dns_opts *o, char *err, size_t errlen)
 {
-	struct dns_ctx	*ctx;
+	struct dns_ctx *ctx;
 
 	ctx = xcalloc(1, sizeof(*ctx));
-	ctx->timeout_ms = o->timeout_ms != 0 ? o->timeout_ms :
-	    DNS_DEFAULT_TIMEOUT_MS;
+	ctx->timeout_ms =
+	    o->timeout_ms != 0 ? o->timeout_ms : DNS_DEFAULT_TIMEOUT_MS;
 	if ((ctx->ub = ub_ctx_create()) == NULL) {
 		(void)snprintf(err, errlen, "libunbound: cannot create");
 		free(ctx);
@@ -687,7 +687,7 @@ dns_create(const struct dns_opts *o, char *err, size_t errlen)
 struct dns_ctx *
 dns_create_fn(dns_answer_fn fn, void *arg)
 {
-	struct dns_ctx	*ctx;
+	struct dns_ctx *ctx;
 
 	ctx = xcalloc(1, sizeof(*ctx));
 	ctx->fn = fn;

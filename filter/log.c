@@ -15,8 +15,8 @@
 
 #include "log.h"
 
-static bool	 log_stderr = true;
-static bool	 log_verbose;
+static bool log_stderr = true;
+static bool log_verbose;
 static const char *log_ident = "spfguard";
 
 void
@@ -33,7 +33,7 @@ log_init(const char *ident, bool to_stderr, bool debug)
 static void
 vlog(int pri, int errnum, const char *fmt, va_list ap)
 {
-	char	 msg[2048];
+	char msg[2048];
 
 	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (log_stderr) {
@@ -53,7 +53,7 @@ vlog(int pri, int errnum, const char *fmt, va_list ap)
 void
 log_info(const char *fmt, ...)
 {
-	va_list	 ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	vlog(LOG_INFO, 0, fmt, ap);
@@ -63,8 +63,8 @@ log_info(const char *fmt, ...)
 void
 log_warn(const char *fmt, ...)
 {
-	va_list	 ap;
-	int	 saved = errno;
+	va_list ap;
+	int saved = errno;
 
 	va_start(ap, fmt);
 	vlog(LOG_WARNING, saved, fmt, ap);
@@ -75,7 +75,7 @@ log_warn(const char *fmt, ...)
 void
 log_warnx(const char *fmt, ...)
 {
-	va_list	 ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	vlog(LOG_WARNING, 0, fmt, ap);
@@ -85,7 +85,7 @@ log_warnx(const char *fmt, ...)
 void
 log_debug(const char *fmt, ...)
 {
-	va_list	 ap;
+	va_list ap;
 
 	if (!log_verbose)
 		return;
@@ -97,8 +97,8 @@ log_debug(const char *fmt, ...)
 void
 fatal(const char *fmt, ...)
 {
-	va_list	 ap;
-	int	 saved = errno;
+	va_list ap;
+	int saved = errno;
 
 	va_start(ap, fmt);
 	vlog(LOG_CRIT, saved, fmt, ap);
@@ -109,7 +109,7 @@ fatal(const char *fmt, ...)
 void
 fatalx(const char *fmt, ...)
 {
-	va_list	 ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	vlog(LOG_CRIT, 0, fmt, ap);

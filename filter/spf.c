@@ -23,26 +23,26 @@
 #include "xalloc.h"
 
 static const struct spf_engine *const engines[] = {
-	&spf_engine_builtin,
+    &spf_engine_builtin,
 #ifdef HAVE_LIBSPF2
-	&spf_engine_libspf2,
+    &spf_engine_libspf2,
 #endif
 };
 
 static const char *const result_names[] = {
-	[SPF_NONE] = "none",
-	[SPF_NEUTRAL] = "neutral",
-	[SPF_PASS] = "pass",
-	[SPF_FAIL] = "fail",
-	[SPF_SOFTFAIL] = "softfail",
-	[SPF_TEMPERROR] = "temperror",
-	[SPF_PERMERROR] = "permerror",
+    [SPF_NONE] = "none",
+    [SPF_NEUTRAL] = "neutral",
+    [SPF_PASS] = "pass",
+    [SPF_FAIL] = "fail",
+    [SPF_SOFTFAIL] = "softfail",
+    [SPF_TEMPERROR] = "temperror",
+    [SPF_PERMERROR] = "permerror",
 };
 
 const struct spf_engine *
 spf_engine_find(const char *name)
 {
-	size_t	 i;
+	size_t i;
 
 	if (name == NULL)
 		return engines[0];
@@ -73,7 +73,7 @@ spf_result_name(enum spf_result r)
 int
 spf_result_parse(const char *s, enum spf_result *r)
 {
-	size_t	 i;
+	size_t i;
 
 	for (i = 0; i < sizeof(result_names) / sizeof(result_names[0]); i++) {
 		if (strcasecmp(s, result_names[i]) == 0) {
@@ -93,8 +93,8 @@ spf_identity_name(enum spf_identity id)
 int
 spf_client_parse(const char *s, struct spf_client *c)
 {
-	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	    0xff, 0xff };
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff,
+	    0xff};
 
 	memset(c, 0, sizeof(*c));
 	if (s == NULL)
@@ -142,14 +142,14 @@ void
 spf_identity_setup(const struct spf_request *req, struct spf_response *resp,
     char **local)
 {
-	const char	*helo = req->helo != NULL ? req->helo : "";
-	char		*at;
-	size_t		 n;
+	const char *helo = req->helo != NULL ? req->helo : "";
+	char *at;
+	size_t n;
 
 	if (req->identity == SPF_ID_HELO || null_sender(req->sender)) {
 		/* RFC 7208 2.3, 2.4: postmaster@HELO */
-		resp->identity = null_sender(req->sender) ? SPF_ID_HELO :
-		    req->identity;
+		resp->identity =
+		    null_sender(req->sender) ? SPF_ID_HELO : req->identity;
 		n = strlen(helo) + sizeof("postmaster@");
 		resp->sender = xmalloc(n);
 		(void)strcpy(resp->sender, "postmaster@");
@@ -164,8 +164,8 @@ spf_identity_setup(const struct spf_request *req, struct spf_response *resp,
 			resp->sender = xstrdup(req->sender);
 		if (strrchr(resp->sender, '@') == NULL) {
 			/* a bare domain: its postmaster */
-			char	*s = xmalloc(strlen(resp->sender) +
-			    sizeof("postmaster@"));
+			char *s = xmalloc(
+			    strlen(resp->sender) + sizeof("postmaster@"));
 
 			(void)strcpy(s, "postmaster@");
 			(void)strcat(s, resp->sender);
@@ -173,8 +173,8 @@ spf_identity_setup(const struct spf_request *req, struct spf_response *resp,
 			resp->sender = s;
 		} else if (resp->sender[0] == '@') {
 			/* no local-part: RFC 7208 4.3 says postmaster */
-			char	*s = xmalloc(strlen(resp->sender) +
-			    sizeof("postmaster"));
+			char *s = xmalloc(
+			    strlen(resp->sender) + sizeof("postmaster"));
 
 			(void)strcpy(s, "postmaster");
 			(void)strcat(s, resp->sender);
@@ -192,8 +192,8 @@ spf_identity_setup(const struct spf_request *req, struct spf_response *resp,
 char *
 spf_sanitise(const char *s, size_t n)
 {
-	struct buf	 b;
-	size_t		 i;
+	struct buf b;
+	size_t i;
 
 	buf_init(&b);
 	for (i = 0; i < n && b.len < SPF_MAX_EXPLANATION; i++)
@@ -207,7 +207,7 @@ spf_sanitise(const char *s, size_t n)
 char *
 spf_query_name(const char *name, size_t n)
 {
-	const char	*p = name, *dot;
+	const char *p = name, *dot;
 
 	if (n > 0 && name[n - 1] == '.')
 		n--;
@@ -248,7 +248,7 @@ void
 spf_check(const struct spf_engine *eng, struct dns_ctx *dns,
     const struct spf_request *req, struct spf_response *resp)
 {
-	struct timespec	 t0, t1;
+	struct timespec t0, t1;
 
 	memset(resp, 0, sizeof(*resp));
 	(void)clock_gettime(CLOCK_MONOTONIC, &t0);

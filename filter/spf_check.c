@@ -31,12 +31,12 @@
 #include "spf_record.h"
 #include "xalloc.h"
 
-#define DEFAULT_DEADLINE_MS	20000
-#define DEFAULT_MAX_LOOKUPS	10
-#define DEFAULT_MAX_VOID	2
-#define MAX_MX_NAMES		10
-#define MAX_PTR_NAMES		10
-#define MAX_EXP_EXPANSION	4096	/* stop expanding an exp= text here */
+#define DEFAULT_DEADLINE_MS 20000
+#define DEFAULT_MAX_LOOKUPS 10
+#define DEFAULT_MAX_VOID    2
+#define MAX_MX_NAMES	    10
+#define MAX_PTR_NAMES	    10
+#define MAX_EXP_EXPANSION   4096 /* stop expanding an exp= text here */
 
 enum match {
 	M_NO,
@@ -46,29 +46,28 @@ enum match {
 };
 
 struct eval {
-	struct dns_ctx		*dns;
+	struct dns_ctx *dns;
 	const struct spf_request *req;
-	struct spf_response	*resp;
-	struct spf_client	 client;
-	struct timespec		 deadline;
-	const char		*local;
-	unsigned		 max_lookups;
-	unsigned		 max_void;
-	char			*ptr_name;	/* %{p}, once computed */
-	char			*ptr_domain;	/* <domain> it was for */
-	struct buf		 problem;
+	struct spf_response *resp;
+	struct spf_client client;
+	struct timespec deadline;
+	const char *local;
+	unsigned max_lookups;
+	unsigned max_void;
+	char *ptr_name;	  /* %{p}, once computed */
+	char *ptr_domain; /* <domain> it was for */
+	struct buf problem;
 };
 
 /* problem - record why the evaluation ends in an error (first one wins) */
-static void
-problem(struct eval *e, const char *fmt, ...)
+static void problem(struct eval *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 static void
 problem(struct eval *e, const char *fmt, ...)
 {
-	char	 tmp[SPF_TEXT_MAX];
-	va_list	 ap;
+	char tmp[SPF_TEXT_MAX];
+	va_list ap;
 
 	if (e->problem.len > 0)
 		return;
@@ -112,7 +111,7 @@ count_void(struct eval *e, const char *name)
 static bool
 addr_in(const uint8_t *a, const uint8_t *net, int bits)
 {
-	int	 full = bits / 8, rest = bits % 8;
+	int full = bits / 8, rest = bits % 8;
 
 	if (memcmp(a, net, (size_t)full) != 0)
 		return false;
@@ -142,7 +141,7 @@ addr_type(const struct eval *e)
 static bool
 name_under(const char *name, const char *domain)
 {
-	size_t	 n = strlen(name), d = strlen(domain);
+	size_t n = strlen(name), d = strlen(domain);
 
 	if (d > 0 && domain[d - 1] == '.')
 		d--;
@@ -158,9 +157,9 @@ static void
 reverse_name(const struct eval *e, char *out, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
-	const uint8_t	*ip = e->client.ip;
-	size_t		 o = 0;
-	int		 i;
+	const uint8_t *ip = e->client.ip;
+	size_t o = 0;
+	int i;
 
 	if (e->client.family == AF_INET) {
 		(void)snprintf(out, len, "%u.%u.%u.%u.in-addr.arpa", ip[3],
@@ -182,8 +181,8 @@ static bool
 validated(struct eval *e, const char *name)
 {
 	struct dns_answer a;
-	size_t		 i;
-	bool		 ok = false;
+	size_t i;
+	bool ok = false;
 
 	query(e, name, addr_type(e), &a);
 	for (i = 0; i < a.count && !ok; i++)
@@ -200,7 +199,7 @@ validated(struct eval *e, const char *name)
 static bool
 ptr_names(struct eval *e, struct dns_answer *a, bool count_void_lookup)
 {
-	char	 rev[80];
+	char rev[80];
 
 	reverse_name(e, rev, sizeof(rev));
 	query(e, rev, DNS_T_PTR, a);
@@ -212,7 +211,7 @@ ptr_names(struct eval *e, struct dns_answer *a, bool count_void_lookup)
 	if (a->status != DNS_OK)
 		return false;
 	if (a->count > MAX_PTR_NAMES)
-		a->count = MAX_PTR_NAMES;	/* the rest are ignored */
+		a->count = MAX_PTR_NAMES; /* the rest are ignored */
 	return true;
 }
 
@@ -220,9 +219,9 @@ ptr_names(struct eval *e, struct dns_answer *a, bool count_void_lookup)
 static const char *
 macro_ptr(void *arg)
 {
-	struct eval	*e = arg;
+	struct eval *e = arg;
 	struct dns_answer a;
-	size_t		 i, pass;
+	size_t i, pass;
 
 	if (e->ptr_name != NULL)
 		return e->ptr_name;
@@ -232,9 +231,10 @@ macro_ptr(void *arg)
 			for (i = 0; i < a.count; i++) {
 				const char *n = a.rr[i].data;
 
-				if ((pass == 0 && strcasecmp(n,
-				    e->ptr_domain) != 0) || (pass == 1 &&
-				    !name_under(n, e->ptr_domain)))
+				if ((pass == 0 &&
+					strcasecmp(n, e->ptr_domain) != 0) ||
+				    (pass == 1 &&
+					!name_under(n, e->ptr_domain)))
 					continue;
 				if (validated(e, n)) {
 					e->ptr_name = xstrdup(n);
@@ -252,8 +252,7 @@ macro_ptr(void *arg)
 static void
 macro_env(struct eval *e, const char *domain, struct spf_macro_env *env)
 {
-	spf_macro_env_init(env, e->req, e->resp, e->local, &e->client,
-	    domain);
+	spf_macro_env_init(env, e->req, e->resp, e->local, &e->client, domain);
 	env->ptr = macro_ptr;
 	env->ptr_arg = e;
 	if (e->ptr_domain == NULL || strcasecmp(e->ptr_domain, domain) != 0) {
@@ -274,15 +273,15 @@ static char *
 target_name(struct eval *e, const char *spec, const char *domain)
 {
 	struct spf_macro_env env;
-	struct buf	 out;
-	char		 err[128], *name;
+	struct buf out;
+	char err[128], *name;
 
 	if (spec == NULL)
 		return xstrdup(domain);
 	macro_env(e, domain, &env);
 	buf_init(&out);
 	if (spf_macro_expand(spec, strlen(spec), false, &env, &out, err,
-	    sizeof(err)) != 0) {
+		sizeof(err)) != 0) {
 		problem(e, "macro error in \"%.200s\": %s", spec, err);
 		buf_free(&out);
 		return NULL;
@@ -292,8 +291,8 @@ target_name(struct eval *e, const char *spec, const char *domain)
 	return name;
 }
 
-static enum spf_result check_host(struct eval *, const char *domain,
-    int depth, bool want_exp);
+static enum spf_result
+check_host(struct eval *, const char *domain, int depth, bool want_exp);
 
 /*
  * term_query - a mechanism's DNS query: M_YES with records in *a, M_NO for
@@ -325,8 +324,8 @@ static enum match
 mech_a(struct eval *e, const char *name, int c4, int c6, bool from_mx)
 {
 	struct dns_answer a;
-	enum match	 m;
-	size_t		 i;
+	enum match m;
+	size_t i;
 
 	if ((m = term_query(e, name, addr_type(e), &a, !from_mx)) != M_YES)
 		return m;
@@ -341,8 +340,8 @@ static enum match
 mech_mx(struct eval *e, const char *name, int c4, int c6)
 {
 	struct dns_answer mx;
-	enum match	 m;
-	size_t		 i;
+	enum match m;
+	size_t i;
 
 	if ((m = term_query(e, name, DNS_T_MX, &mx, true)) != M_YES)
 		return m;
@@ -354,7 +353,7 @@ mech_mx(struct eval *e, const char *name, int c4, int c6)
 	}
 	for (i = 0, m = M_NO; i < mx.count && m == M_NO; i++) {
 		if (mx.rr[i].data[0] == '\0')
-			continue;	/* null MX (RFC 7505) */
+			continue; /* null MX (RFC 7505) */
 		m = mech_a(e, mx.rr[i].data, c4, c6, true);
 	}
 	dns_answer_free(&mx);
@@ -365,13 +364,12 @@ static enum match
 mech_ptr(struct eval *e, const char *target)
 {
 	struct dns_answer a;
-	enum match	 m = M_NO;
-	size_t		 i;
+	enum match m = M_NO;
+	size_t i;
 
 	if (!ptr_names(e, &a, true)) {
 		dns_answer_free(&a);
-		return e->resp->void_lookups > e->max_void ? M_PERMERROR :
-		    M_NO;
+		return e->resp->void_lookups > e->max_void ? M_PERMERROR : M_NO;
 	}
 	for (i = 0; i < a.count && m == M_NO; i++)
 		if (name_under(a.rr[i].data, target) &&
@@ -385,7 +383,7 @@ static enum match
 mech_exists(struct eval *e, const char *name)
 {
 	struct dns_answer a;
-	enum match	 m;
+	enum match m;
 
 	m = term_query(e, name, DNS_T_A, &a, true);
 	dns_answer_free(&a);
@@ -418,20 +416,24 @@ static enum match
 evaluate(struct eval *e, const struct spf_term *t, const char *domain,
     int depth)
 {
-	enum match	 m;
-	char		*target;
+	enum match m;
+	char *target;
 
 	switch (t->mech) {
 	case SPF_M_ALL:
 		return M_YES;
 	case SPF_M_IP4:
 		return e->client.family == AF_INET &&
-		    addr_in(e->client.ip, t->addr, t->cidr4 < 0 ? 32 :
-		    t->cidr4) ? M_YES : M_NO;
+			addr_in(e->client.ip, t->addr,
+			    t->cidr4 < 0 ? 32 : t->cidr4)
+		    ? M_YES
+		    : M_NO;
 	case SPF_M_IP6:
 		return e->client.family == AF_INET6 &&
-		    addr_in(e->client.ip, t->addr, t->cidr6 < 0 ? 128 :
-		    t->cidr6) ? M_YES : M_NO;
+			addr_in(e->client.ip, t->addr,
+			    t->cidr6 < 0 ? 128 : t->cidr6)
+		    ? M_YES
+		    : M_NO;
 	default:
 		break;
 	}
@@ -468,14 +470,14 @@ static char *
 expand_exp(struct eval *e, const char *txt, size_t len, const char *domain)
 {
 	struct spf_macro_env env;
-	struct buf	 out;
-	char		 err[128], *s;
+	struct buf out;
+	char err[128], *s;
 
 	macro_env(e, domain, &env);
 	env.max_len = MAX_EXP_EXPANSION;
 	buf_init(&out);
-	if (spf_macro_expand(txt, len, true, &env, &out, err,
-	    sizeof(err)) != 0) {
+	if (spf_macro_expand(txt, len, true, &env, &out, err, sizeof(err)) !=
+	    0) {
 		buf_free(&out);
 		return NULL;
 	}
@@ -493,7 +495,7 @@ static void
 explain(struct eval *e, const struct spf_record *r, const char *domain)
 {
 	struct dns_answer a;
-	char		*target;
+	char *target;
 
 	free(e->resp->explanation);
 	e->resp->explanation = NULL;
@@ -501,8 +503,8 @@ explain(struct eval *e, const struct spf_record *r, const char *domain)
 	    (target = target_name(e, r->exp, domain)) != NULL) {
 		query(e, target, DNS_T_TXT, &a);
 		if (a.status == DNS_OK && a.count == 1)
-			e->resp->explanation = expand_exp(e, a.rr[0].data,
-			    a.rr[0].len, domain);
+			e->resp->explanation =
+			    expand_exp(e, a.rr[0].data, a.rr[0].len, domain);
 		dns_answer_free(&a);
 		free(target);
 	}
@@ -510,8 +512,8 @@ explain(struct eval *e, const struct spf_record *r, const char *domain)
 		e->resp->explanation = expand_exp(e, e->req->default_exp,
 		    strlen(e->req->default_exp), domain);
 		if (e->resp->explanation == NULL)
-			e->resp->explanation = spf_sanitise(
-			    e->req->default_exp, strlen(e->req->default_exp));
+			e->resp->explanation = spf_sanitise(e->req->default_exp,
+			    strlen(e->req->default_exp));
 	}
 }
 
@@ -521,8 +523,8 @@ fetch_record(struct eval *e, const char *domain, struct spf_record *r)
 {
 	struct dns_answer a;
 	const struct dns_rr *found = NULL;
-	size_t		 i;
-	char		 err[SPF_TEXT_MAX];
+	size_t i;
+	char err[SPF_TEXT_MAX];
 
 	query(e, domain, DNS_T_TXT, &a);
 	switch (a.status) {
@@ -552,8 +554,8 @@ fetch_record(struct eval *e, const char *domain, struct spf_record *r)
 		dns_answer_free(&a);
 		return SPF_NONE;
 	}
-	if (spf_record_parse(found->data, found->len, r, err,
-	    sizeof(err)) != 0) {
+	if (spf_record_parse(found->data, found->len, r, err, sizeof(err)) !=
+	    0) {
 		problem(e, "%s in the SPF record of %.200s", err, domain);
 		dns_answer_free(&a);
 		return SPF_PERMERROR;
@@ -574,10 +576,10 @@ static enum spf_result
 check_host(struct eval *e, const char *domain, int depth, bool want_exp)
 {
 	struct spf_record r;
-	enum spf_result	 res;
-	enum match	 m = M_NO;
-	size_t		 i;
-	char		*target;
+	enum spf_result res;
+	enum match m = M_NO;
+	size_t i;
+	char *target;
 
 	if (!spf_domain_checkable(domain)) {
 		problem(e, "invalid domain \"%.200s\"", domain);
@@ -621,8 +623,7 @@ check_host(struct eval *e, const char *domain, int depth, bool want_exp)
 		}
 		res = check_host(e, target, depth + 1, want_exp);
 		if (res == SPF_NONE) {
-			problem(e, "redirect=%.200s has no SPF record",
-			    target);
+			problem(e, "redirect=%.200s has no SPF record", target);
 			res = SPF_PERMERROR;
 		}
 		free(target);
@@ -636,19 +637,19 @@ static void
 builtin_check(struct dns_ctx *dns, const struct spf_request *req,
     struct spf_response *resp)
 {
-	struct eval	 e;
-	char		*local;
+	struct eval e;
+	char *local;
 
 	memset(&e, 0, sizeof(e));
 	e.dns = dns;
 	e.req = req;
 	e.resp = resp;
-	e.max_lookups = req->max_lookups != 0 ? req->max_lookups :
-	    DEFAULT_MAX_LOOKUPS;
+	e.max_lookups =
+	    req->max_lookups != 0 ? req->max_lookups : DEFAULT_MAX_LOOKUPS;
 	e.max_void = req->max_void != 0 ? req->max_void : DEFAULT_MAX_VOID;
 	buf_init(&e.problem);
-	dns_deadline(&e.deadline, req->deadline_ms != 0 ? req->deadline_ms :
-	    DEFAULT_DEADLINE_MS);
+	dns_deadline(&e.deadline,
+	    req->deadline_ms != 0 ? req->deadline_ms : DEFAULT_DEADLINE_MS);
 
 	spf_identity_setup(req, resp, &local);
 	e.local = local;
@@ -672,6 +673,6 @@ builtin_check(struct dns_ctx *dns, const struct spf_request *req,
 }
 
 const struct spf_engine spf_engine_builtin = {
-	.name = "builtin",
-	.check = builtin_check,
+    .name = "builtin",
+    .check = builtin_check,
 };

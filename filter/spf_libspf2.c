@@ -106,41 +106,41 @@
 #include "spf_macro.h"
 #include "xalloc.h"
 
-#define DEFAULT_DEADLINE_MS	20000
-#define DEFAULT_MAX_LOOKUPS	10
-#define MAX_HOST_NAMES		10	/* libspf2's MX / PTR names used */
-#define MAX_EXP_EXPANSION	4096	/* stop expanding an exp= text here */
-#define MAX_SAFE_DEFAULT_EXP	160	/* see the top comment */
-#define MAX_SAFE_LITERAL	1024	/* see the top comment */
-#define EXP_PLACEHOLDER		"spfguard-default-explanation"
-#define REFUSED_RECORD		"v=spf1 spfguard-refused-oversized-literal"
+#define DEFAULT_DEADLINE_MS  20000
+#define DEFAULT_MAX_LOOKUPS  10
+#define MAX_HOST_NAMES	     10	  /* libspf2's MX / PTR names used */
+#define MAX_EXP_EXPANSION    4096 /* stop expanding an exp= text here */
+#define MAX_SAFE_DEFAULT_EXP 160  /* see the top comment */
+#define MAX_SAFE_LITERAL     1024 /* see the top comment */
+#define EXP_PLACEHOLDER	     "spfguard-default-explanation"
+#define REFUSED_RECORD	     "v=spf1 spfguard-refused-oversized-literal"
 
 struct l2eval {
-	struct dns_ctx		*dns;
+	struct dns_ctx *dns;
 	const struct spf_request *req;
-	struct spf_response	*resp;
-	struct spf_client	 client;
-	struct timespec		 deadline;
-	const char		*local;
-	SPF_request_t		*sreq;		/* cur_dom and %{p} for exp= */
-	SPF_response_t		*sresp;		/* the top-level response */
-	unsigned		 max_queries;
-	unsigned		 txt_queries;	/* SPF record fetches */
-	unsigned		 owed_hosts;	/* A/AAAA queries of the names
-						   of the last MX/PTR answer */
-	bool			 in_exp;	/* not a term's query */
-	bool			 capped;	/* max_queries reached */
-	char			 dns_why[SPF_TEXT_MAX];	/* last failure */
-	char			 refused[SPF_TEXT_MAX];	/* a record withheld */
+	struct spf_response *resp;
+	struct spf_client client;
+	struct timespec deadline;
+	const char *local;
+	SPF_request_t *sreq;   /* cur_dom and %{p} for exp= */
+	SPF_response_t *sresp; /* the top-level response */
+	unsigned max_queries;
+	unsigned txt_queries;	    /* SPF record fetches */
+	unsigned owed_hosts;	    /* A/AAAA queries of the names
+				       of the last MX/PTR answer */
+	bool in_exp;		    /* not a term's query */
+	bool capped;		    /* max_queries reached */
+	char dns_why[SPF_TEXT_MAX]; /* last failure */
+	char refused[SPF_TEXT_MAX]; /* a record withheld */
 };
 
-static pthread_once_t	 handlers_once = PTHREAD_ONCE_INIT;
+static pthread_once_t handlers_once = PTHREAD_ONCE_INIT;
 
 /* clean_copy - printable ASCII of s, at most max octets, in out */
 static void
 clean_copy(char *out, size_t outlen, const char *s, size_t max)
 {
-	size_t	 i, o = 0;
+	size_t i, o = 0;
 
 	for (i = 0; s[i] != '\0' && o + 1 < outlen && o < max; i++)
 		if ((unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x7f)
@@ -153,7 +153,7 @@ clean_copy(char *out, size_t outlen, const char *s, size_t max)
 static void __attribute__((noreturn))
 lib_error(const char *file, int line, const char *msg)
 {
-	char	 clean[SPF_TEXT_MAX];
+	char clean[SPF_TEXT_MAX];
 
 	clean_copy(clean, sizeof(clean), msg != NULL ? msg : "?",
 	    sizeof(clean));
@@ -192,10 +192,11 @@ query(struct l2eval *e, const char *name, enum dns_type type,
 	}
 	e->resp->dns_queries++;
 	dns_query(e->dns, name, type, &e->deadline, a);
-	if (a->status == DNS_TEMPFAIL)	/* the last one ends libspf2 */
+	if (a->status == DNS_TEMPFAIL) /* the last one ends libspf2 */
 		(void)snprintf(e->dns_why, sizeof(e->dns_why),
-		    "DNS %s looking up %s %.200s", a->why != NULL ? a->why :
-		    "failure", dns_type_name(type), name);
+		    "DNS %s looking up %s %.200s",
+		    a->why != NULL ? a->why : "failure", dns_type_name(type),
+		    name);
 }
 
 /* dns_type_of - our type for libspf2's, false for types we never ask */
@@ -219,7 +220,7 @@ dns_type_of(ns_type t, enum dns_type *out)
 		*out = DNS_T_TXT;
 		return true;
 	default:
-		return false;	/* ns_t_spf (99) and anything else */
+		return false; /* ns_t_spf (99) and anything else */
 	}
 }
 
@@ -273,7 +274,7 @@ rr_size(enum dns_type type, const struct dns_rr *rr)
 static bool
 literal_too_long(const char *s, size_t len)
 {
-	size_t	 i, run = 0;
+	size_t i, run = 0;
 
 	if (len < 6 || strncasecmp(s, "v=spf1", 6) != 0 ||
 	    (len > 6 && s[6] != ' '))
@@ -283,8 +284,8 @@ literal_too_long(const char *s, size_t len)
 			run = 0;
 		else if (s[i] == '%' && i + 1 < len && s[i + 1] == '{') {
 			/* a macro, delimiters and all, as libspf2 skips it */
-			while (i + 1 < len && s[i + 1] != '}' &&
-			    s[i + 1] != ' ')
+			while (
+			    i + 1 < len && s[i + 1] != '}' && s[i + 1] != ' ')
 				i++;
 			run = 0;
 		} else if (++run > MAX_SAFE_LITERAL)
@@ -305,10 +306,10 @@ static SPF_dns_rr_t *
 make_rr(struct l2eval *e, SPF_dns_server_t *srv, const char *name,
     ns_type rr_type, const struct dns_answer *a)
 {
-	SPF_dns_rr_t	*rr;
-	SPF_dns_stat_t	 herrno;
-	size_t		 i, j;
-	int		 n = 0;
+	SPF_dns_rr_t *rr;
+	SPF_dns_stat_t herrno;
+	size_t i, j;
+	int n = 0;
 
 	switch (a->status) {
 	case DNS_OK:
@@ -331,15 +332,15 @@ make_rr(struct l2eval *e, SPF_dns_server_t *srv, const char *name,
 		return rr;
 	for (i = 0; i < a->count; i++) {
 		const struct dns_rr *d = &a->rr[i];
-		struct dns_rr	 refused;
+		struct dns_rr refused;
 
 		if (a->type == DNS_T_MX && d->data[0] == '\0')
 			continue;
 		if (a->type == DNS_T_TXT && literal_too_long(d->data, d->len)) {
 			(void)snprintf(e->refused, sizeof(e->refused),
 			    "the SPF record of %.200s has a literal of over %d "
-			    "octets, which libspf2 cannot compile safely", name,
-			    MAX_SAFE_LITERAL);
+			    "octets, which libspf2 cannot compile safely",
+			    name, MAX_SAFE_LITERAL);
 			memset(&refused, 0, sizeof(refused));
 			refused.data = (char *)REFUSED_RECORD;
 			refused.len = strlen(REFUSED_RECORD);
@@ -380,13 +381,13 @@ static SPF_dns_rr_t *
 l2_lookup(SPF_dns_server_t *srv, const char *domain, ns_type rr_type,
     int should_cache)
 {
-	struct l2eval	*e = srv->hook;
+	struct l2eval *e = srv->hook;
 	struct dns_answer a;
-	enum dns_type	 type;
-	SPF_dns_rr_t	*rr;
-	char		*name;
-	bool		 term;
-	size_t		 i, hosts = 0;
+	enum dns_type type;
+	SPF_dns_rr_t *rr;
+	char *name;
+	bool term;
+	size_t i, hosts = 0;
 
 	if (domain == NULL)
 		domain = "";
@@ -404,8 +405,8 @@ l2_lookup(SPF_dns_server_t *srv, const char *domain, ns_type rr_type,
 		for (i = 0; i < a.count; i++)
 			if (a.rr[i].data[0] != '\0')
 				hosts++;
-		e->owed_hosts = hosts < MAX_HOST_NAMES ? (unsigned)hosts :
-		    MAX_HOST_NAMES;
+		e->owed_hosts =
+		    hosts < MAX_HOST_NAMES ? (unsigned)hosts : MAX_HOST_NAMES;
 	}
 	rr = make_rr(e, srv, name, rr_type, &a);
 	dns_answer_free(&a);
@@ -417,8 +418,8 @@ l2_lookup(SPF_dns_server_t *srv, const char *domain, ns_type rr_type,
 static const char *
 macro_ptr(void *arg)
 {
-	struct l2eval	*e = arg;
-	const char	*p;
+	struct l2eval *e = arg;
+	const char *p;
 
 	p = SPF_request_get_client_dom(e->sreq);
 	return p != NULL ? p : "unknown";
@@ -427,23 +428,21 @@ macro_ptr(void *arg)
 /* expand_text - macro-expand an explanation with the builtin expander;
  * NULL if it is not a valid explain-string */
 static char *
-expand_text(struct l2eval *e, const char *txt, size_t len,
-    const char *domain)
+expand_text(struct l2eval *e, const char *txt, size_t len, const char *domain)
 {
 	struct spf_macro_env env;
-	struct buf	 out;
-	char		 err[128], *s;
-	bool		 in_exp = e->in_exp;
+	struct buf out;
+	char err[128], *s;
+	bool in_exp = e->in_exp;
 
-	spf_macro_env_init(&env, e->req, e->resp, e->local, &e->client,
-	    domain);
+	spf_macro_env_init(&env, e->req, e->resp, e->local, &e->client, domain);
 	env.ptr = macro_ptr;
 	env.ptr_arg = e;
 	env.max_len = MAX_EXP_EXPANSION;
 	buf_init(&out);
-	e->in_exp = true;	/* %{p} queries are not terms */
-	if (spf_macro_expand(txt, len, true, &env, &out, err,
-	    sizeof(err)) != 0) {
+	e->in_exp = true; /* %{p} queries are not terms */
+	if (spf_macro_expand(txt, len, true, &env, &out, err, sizeof(err)) !=
+	    0) {
 		e->in_exp = in_exp;
 		buf_free(&out);
 		return NULL;
@@ -461,25 +460,24 @@ expand_text(struct l2eval *e, const char *txt, size_t len,
  * record gives no text, and then the default explanation applies.
  */
 static SPF_errcode_t
-l2_get_exp(SPF_server_t *srv, const char *domain, char **bufp,
-    size_t *buflenp)
+l2_get_exp(SPF_server_t *srv, const char *domain, char **bufp, size_t *buflenp)
 {
-	struct l2eval	*e = srv->resolver->hook;
+	struct l2eval *e = srv->resolver->hook;
 	struct dns_answer a;
-	const char	*cur;
-	char		*name, *text = NULL, *nb;
-	size_t		 n;
+	const char *cur;
+	char *name, *text = NULL, *nb;
+	size_t n;
 
 	if (e->sresp == NULL || e->sresp->result != SPF_RESULT_FAIL)
-		return SPF_E_NOT_SPF;	/* not the top-level fail */
+		return SPF_E_NOT_SPF; /* not the top-level fail */
 	if (domain == NULL)
 		domain = "";
 	name = spf_query_name(domain, strlen(domain));
 	e->in_exp = true;
 	query(e, name, DNS_T_TXT, &a);
 	if (a.status == DNS_OK && a.count == 1) {
-		cur = e->sreq->cur_dom != NULL ? e->sreq->cur_dom :
-		    e->resp->domain;
+		cur = e->sreq->cur_dom != NULL ? e->sreq->cur_dom
+					       : e->resp->domain;
 		text = expand_text(e, a.rr[0].data, a.rr[0].len, cur);
 	}
 	e->in_exp = false;
@@ -506,9 +504,9 @@ l2_get_exp(SPF_server_t *srv, const char *domain, char **bufp,
 static char *
 default_exp_for_libspf2(const char *exp)
 {
-	struct buf	 b;
-	char		 err[128];
-	size_t		 len, i;
+	struct buf b;
+	char err[128];
+	size_t len, i;
 
 	if (exp == NULL)
 		return NULL;
@@ -532,9 +530,9 @@ default_exp_for_libspf2(const char *exp)
 static void
 set_default_exp(SPF_server_t *srv, const char *exp)
 {
-	SPF_response_t	*r = NULL;
-	SPF_errcode_t	 err = SPF_E_NOT_CONFIG;
-	char		*conv;
+	SPF_response_t *r = NULL;
+	SPF_errcode_t err = SPF_E_NOT_CONFIG;
+	char *conv;
 
 	if ((conv = default_exp_for_libspf2(exp)) != NULL)
 		err = SPF_server_set_explanation(srv, conv, &r);
@@ -580,11 +578,11 @@ mechanism_of(SPF_reason_t reason)
 {
 	switch (reason) {
 	case SPF_REASON_MECH:
-		return "unknown";	/* libspf2 does not say which */
+		return "unknown"; /* libspf2 does not say which */
 	case SPF_REASON_DEFAULT:
 		return "default";
 	case SPF_REASON_LOCALHOST:
-		return "localhost";	/* libspf2 passes 127/8 and ::1 */
+		return "localhost"; /* libspf2 passes 127/8 and ::1 */
 	case SPF_REASON_LOCAL_POLICY:
 		return "local-policy";
 	default:
@@ -596,10 +594,10 @@ mechanism_of(SPF_reason_t reason)
 static char *
 lib_problem(SPF_response_t *sr, SPF_errcode_t err)
 {
-	struct buf	 b;
-	SPF_error_t	*m;
-	char		 clean[SPF_TEXT_MAX];
-	int		 i, n;
+	struct buf b;
+	SPF_error_t *m;
+	char clean[SPF_TEXT_MAX];
+	int i, n;
 
 	buf_init(&b);
 	n = SPF_response_messages(sr);
@@ -634,8 +632,8 @@ static void
 finish(struct l2eval *e, SPF_errcode_t err)
 {
 	struct spf_response *resp = e->resp;
-	SPF_response_t	*sr = e->sresp;
-	const char	*exp, *mech;
+	SPF_response_t *sr = e->sresp;
+	const char *exp, *mech;
 
 	if (sr == NULL) {
 		resp->result = SPF_TEMPERROR;
@@ -653,7 +651,8 @@ finish(struct l2eval *e, SPF_errcode_t err)
 		resp->problem = xmalloc(SPF_TEXT_MAX);
 		(void)snprintf(resp->problem, SPF_TEXT_MAX,
 		    "more than %u DNS queries (libspf2 applies no lookup "
-		    "limit across include:)", e->max_queries);
+		    "limit across include:)",
+		    e->max_queries);
 		return;
 	}
 	switch (resp->result) {
@@ -665,9 +664,9 @@ finish(struct l2eval *e, SPF_errcode_t err)
 			resp->explanation = expand_text(e, e->req->default_exp,
 			    strlen(e->req->default_exp), resp->domain);
 			if (resp->explanation == NULL)
-				resp->explanation = spf_sanitise(
-				    e->req->default_exp,
-				    strlen(e->req->default_exp));
+				resp->explanation =
+				    spf_sanitise(e->req->default_exp,
+					strlen(e->req->default_exp));
 		}
 		break;
 	case SPF_TEMPERROR:
@@ -684,8 +683,8 @@ finish(struct l2eval *e, SPF_errcode_t err)
 		}
 		/* FALLTHROUGH */
 	case SPF_NONE:
-		resp->problem = lib_problem(sr, err != SPF_E_SUCCESS ? err :
-		    SPF_response_errcode(sr));
+		resp->problem = lib_problem(sr,
+		    err != SPF_E_SUCCESS ? err : SPF_response_errcode(sr));
 		break;
 	default:
 		break;
@@ -697,18 +696,18 @@ static void
 evaluate(struct l2eval *e)
 {
 	SPF_dns_server_t dsrv;
-	SPF_server_t	*srv;
-	SPF_errcode_t	 err = SPF_E_NO_MEMORY;
-	struct in_addr	 a4;
-	struct in6_addr	 a6;
-	unsigned	 max_lookups;
+	SPF_server_t *srv;
+	SPF_errcode_t err = SPF_E_NO_MEMORY;
+	struct in_addr a4;
+	struct in6_addr a6;
+	unsigned max_lookups;
 
-	max_lookups = e->req->max_lookups != 0 ? e->req->max_lookups :
-	    DEFAULT_MAX_LOOKUPS;
+	max_lookups = e->req->max_lookups != 0 ? e->req->max_lookups
+					       : DEFAULT_MAX_LOOKUPS;
 	e->max_queries = max_lookups * 12 + 16;
 
 	memset(&dsrv, 0, sizeof(dsrv));
-	dsrv.destroy = NULL;	/* ours, on this stack */
+	dsrv.destroy = NULL; /* ours, on this stack */
 	dsrv.lookup = l2_lookup;
 	dsrv.get_exp = l2_get_exp;
 	dsrv.name = "spfguard";
@@ -718,8 +717,8 @@ evaluate(struct l2eval *e)
 		finish(e, err);
 		return;
 	}
-	(void)SPF_server_set_rec_dom(srv, e->req->receiver != NULL ?
-	    e->req->receiver : "unknown");
+	(void)SPF_server_set_rec_dom(srv,
+	    e->req->receiver != NULL ? e->req->receiver : "unknown");
 	set_default_exp(srv, e->req->default_exp);
 	(void)SPF_server_set_max_dns_mech(srv, (int)max_lookups);
 
@@ -731,10 +730,11 @@ evaluate(struct l2eval *e)
 			memcpy(&a6, e->client.ip, sizeof(a6));
 			(void)SPF_request_set_ipv6(e->sreq, a6);
 		}
-		if (SPF_request_set_helo_dom(e->sreq, e->req->helo != NULL ?
-		    e->req->helo : "") == SPF_E_SUCCESS &&
+		if (SPF_request_set_helo_dom(e->sreq,
+			e->req->helo != NULL ? e->req->helo : "") ==
+			SPF_E_SUCCESS &&
 		    SPF_request_set_env_from(e->sreq, e->resp->sender) ==
-		    SPF_E_SUCCESS)
+			SPF_E_SUCCESS)
 			err = SPF_request_query_mailfrom(e->sreq, &e->sresp);
 	}
 	finish(e, err);
@@ -750,16 +750,16 @@ static void
 libspf2_check(struct dns_ctx *dns, const struct spf_request *req,
     struct spf_response *resp)
 {
-	struct l2eval	 e;
-	char		*local;
+	struct l2eval e;
+	char *local;
 
 	(void)pthread_once(&handlers_once, install_handlers);
 	memset(&e, 0, sizeof(e));
 	e.dns = dns;
 	e.req = req;
 	e.resp = resp;
-	dns_deadline(&e.deadline, req->deadline_ms != 0 ? req->deadline_ms :
-	    DEFAULT_DEADLINE_MS);
+	dns_deadline(&e.deadline,
+	    req->deadline_ms != 0 ? req->deadline_ms : DEFAULT_DEADLINE_MS);
 
 	spf_identity_setup(req, resp, &local);
 	e.local = local;
@@ -777,6 +777,6 @@ libspf2_check(struct dns_ctx *dns, const struct spf_request *req,
 }
 
 const struct spf_engine spf_engine_libspf2 = {
-	.name = "libspf2",
-	.check = libspf2_check,
+    .name = "libspf2",
+    .check = libspf2_check,
 };

@@ -21,14 +21,14 @@
 #include "spf_macro.h"
 #include "xalloc.h"
 
-#define MAX_DIGITS	1000	/* larger transformer values mean "all" */
+#define MAX_DIGITS 1000 /* larger transformer values mean "all" */
 
 struct macro {
-	char		 letter;	/* lower case */
-	bool		 upper;		/* URL-escape the result */
-	unsigned	 digits;	/* 0: all parts */
-	bool		 reverse;
-	char		 delims[8];	/* NUL-terminated; "" means "." */
+	char letter;	 /* lower case */
+	bool upper;	 /* URL-escape the result */
+	unsigned digits; /* 0: all parts */
+	bool reverse;
+	char delims[8]; /* NUL-terminated; "" means "." */
 };
 
 static bool
@@ -45,8 +45,8 @@ static size_t
 scan_macro(const char *s, size_t len, bool exp_letters, struct macro *m,
     char *err, size_t errlen)
 {
-	size_t	 i = 2, nd = 0;
-	char	 c;
+	size_t i = 2, nd = 0;
+	char c;
 
 	memset(m, 0, sizeof(*m));
 	if (i >= len) {
@@ -70,7 +70,7 @@ scan_macro(const char *s, size_t len, bool exp_letters, struct macro *m,
 		}
 	}
 	if (i < len && isdigit((unsigned char)s[i])) {
-		unsigned long	 d = 0;
+		unsigned long d = 0;
 
 		while (i < len && isdigit((unsigned char)s[i])) {
 			if (d < 1000000)
@@ -106,7 +106,7 @@ static void
 ip_nibbles(const uint8_t *ip, bool upper, char *out)
 {
 	const char *hex = upper ? "0123456789ABCDEF" : "0123456789abcdef";
-	int	 i;
+	int i;
 
 	for (i = 0; i < 16; i++) {
 		*out++ = hex[ip[i] >> 4];
@@ -118,8 +118,8 @@ ip_nibbles(const uint8_t *ip, bool upper, char *out)
 
 /* macro_value - the raw value of a macro letter */
 static const char *
-macro_value(const struct macro *m, const struct spf_macro_env *env,
-    char *tmp, size_t tmplen)
+macro_value(const struct macro *m, const struct spf_macro_env *env, char *tmp,
+    size_t tmplen)
 {
 	switch (m->letter) {
 	case 's':
@@ -158,7 +158,7 @@ macro_value(const struct macro *m, const struct spf_macro_env *env,
 static void
 url_escape(struct buf *out, const char *v, size_t n)
 {
-	size_t	 i;
+	size_t i;
 	unsigned char c;
 
 	for (i = 0; i < n; i++) {
@@ -176,10 +176,10 @@ url_escape(struct buf *out, const char *v, size_t n)
 static void
 expand_one(const struct macro *m, const char *v, struct buf *out)
 {
-	const char	*delims = m->delims[0] != '\0' ? m->delims : ".";
-	const char	**part = NULL, *p = v, *q;
-	size_t		*plen = NULL, n = 0, i, first;
-	struct buf	 joined;
+	const char *delims = m->delims[0] != '\0' ? m->delims : ".";
+	const char **part = NULL, *p = v, *q;
+	size_t *plen = NULL, n = 0, i, first;
+	struct buf joined;
 
 	for (;;) {
 		q = p + strcspn(p, delims);
@@ -193,8 +193,8 @@ expand_one(const struct macro *m, const char *v, struct buf *out)
 		p = q + 1;
 	}
 	for (i = 0; m->reverse && i < n / 2; i++) {
-		const char	*ts = part[i];
-		size_t		 tl = plen[i];
+		const char *ts = part[i];
+		size_t tl = plen[i];
 
 		part[i] = part[n - 1 - i];
 		plen[i] = plen[n - 1 - i];
@@ -220,13 +220,12 @@ expand_one(const struct macro *m, const char *v, struct buf *out)
 /* walk - check (env == NULL) or expand a macro-string */
 static int
 walk(const char *s, size_t len, bool exp_letters,
-    const struct spf_macro_env *env, struct buf *out, char *err,
-    size_t errlen)
+    const struct spf_macro_env *env, struct buf *out, char *err, size_t errlen)
 {
-	struct macro	 m;
-	size_t		 i = 0, used;
-	char		 tmp[80];
-	unsigned char	 c;
+	struct macro m;
+	size_t i = 0, used;
+	char tmp[80];
+	unsigned char c;
 
 	while (i < len) {
 		if (env != NULL && env->max_len != 0 && out->len > env->max_len)
@@ -234,8 +233,8 @@ walk(const char *s, size_t len, bool exp_letters,
 		c = (unsigned char)s[i];
 		if (c != '%') {
 			/* macro-literal, and SP in explanations */
-			if ((c < 0x21 || c > 0x7e) && !(exp_letters &&
-			    c == ' ')) {
+			if ((c < 0x21 || c > 0x7e) &&
+			    !(exp_letters && c == ' ')) {
 				(void)snprintf(err, errlen,
 				    "invalid character 0x%02x", c);
 				return -1;
@@ -272,7 +271,7 @@ walk(const char *s, size_t len, bool exp_letters,
 			return -1;
 		}
 		if ((used = scan_macro(s + i, len - i, exp_letters, &m, err,
-		    errlen)) == 0)
+			 errlen)) == 0)
 			return -1;
 		if (env != NULL)
 			expand_one(&m, macro_value(&m, env, tmp, sizeof(tmp)),
@@ -291,8 +290,7 @@ spf_macro_check(const char *s, size_t len, bool exp_letters, char *err,
 
 int
 spf_macro_expand(const char *s, size_t len, bool exp_letters,
-    const struct spf_macro_env *env, struct buf *out, char *err,
-    size_t errlen)
+    const struct spf_macro_env *env, struct buf *out, char *err, size_t errlen)
 {
 	return walk(s, len, exp_letters, env, out, err, errlen);
 }
@@ -300,7 +298,7 @@ spf_macro_expand(const char *s, size_t len, bool exp_letters,
 bool
 spf_macro_uses_ptr(const char *s, size_t len)
 {
-	size_t	 i;
+	size_t i;
 
 	for (i = 0; i + 2 < len; i++) {
 		if (s[i] == '%' && s[i + 1] == '%') {

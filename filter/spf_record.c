@@ -24,23 +24,23 @@
 #include "xalloc.h"
 
 static const struct {
-	const char	*name;
-	enum spf_mech	 mech;
+	const char *name;
+	enum spf_mech mech;
 } mechs[] = {
-	{ "all", SPF_M_ALL },
-	{ "include", SPF_M_INCLUDE },
-	{ "a", SPF_M_A },
-	{ "mx", SPF_M_MX },
-	{ "ptr", SPF_M_PTR },
-	{ "ip4", SPF_M_IP4 },
-	{ "ip6", SPF_M_IP6 },
-	{ "exists", SPF_M_EXISTS },
+    {"all", SPF_M_ALL},
+    {"include", SPF_M_INCLUDE},
+    {"a", SPF_M_A},
+    {"mx", SPF_M_MX},
+    {"ptr", SPF_M_PTR},
+    {"ip4", SPF_M_IP4},
+    {"ip6", SPF_M_IP6},
+    {"exists", SPF_M_EXISTS},
 };
 
 const char *
 spf_mech_name(enum spf_mech m)
 {
-	size_t	 i;
+	size_t i;
 
 	for (i = 0; i < sizeof(mechs) / sizeof(mechs[0]); i++)
 		if (mechs[i].mech == m)
@@ -68,8 +68,8 @@ spf_record_is_v1(const char *txt, size_t len)
 static bool
 toplabel_ok(const char *s, size_t n)
 {
-	size_t	 i;
-	bool	 alpha = false, hyphen = false;
+	size_t i;
+	bool alpha = false, hyphen = false;
 
 	if (n == 0 || !isalnum((unsigned char)s[0]) ||
 	    !isalnum((unsigned char)s[n - 1]))
@@ -93,8 +93,8 @@ toplabel_ok(const char *s, size_t n)
 static int
 domain_spec_ok(const char *s, size_t n, char *err, size_t errlen)
 {
-	size_t	 i = 0, lit = 0;	/* lit: start of the trailing literals */
-	bool	 ends_macro = false;
+	size_t i = 0, lit = 0; /* lit: start of the trailing literals */
+	bool ends_macro = false;
 	const char *dot;
 
 	if (n == 0) {
@@ -111,7 +111,8 @@ domain_spec_ok(const char *s, size_t n, char *err, size_t errlen)
 		}
 		if (s[i + 1] == '{')
 			i = (size_t)((const char *)memchr(s + i, '}', n - i) -
-			    s) + 1;
+				s) +
+			    1;
 		else
 			i += 2;
 		ends_macro = true;
@@ -140,8 +141,8 @@ domain_spec_ok(const char *s, size_t n, char *err, size_t errlen)
 static int
 cidr_value(const char *s, size_t n, int max)
 {
-	int	 v = 0;
-	size_t	 i;
+	int v = 0;
+	size_t i;
 
 	if (n == 0 || n > 3 || (s[0] == '0' && n > 1))
 		return -1;
@@ -157,8 +158,8 @@ cidr_value(const char *s, size_t n, int max)
 static bool
 ip4_ok(const char *s, size_t n, uint8_t *out)
 {
-	char	 tmp[16];
-	size_t	 i, digits = 0, dots = 0;
+	char tmp[16];
+	size_t i, digits = 0, dots = 0;
 
 	if (n == 0 || n >= sizeof(tmp))
 		return false;
@@ -187,7 +188,7 @@ ip4_ok(const char *s, size_t n, uint8_t *out)
 static int
 split_cidr(const char *s, size_t *n, int *c4, int *c6, bool dual)
 {
-	size_t	 i;
+	size_t i;
 
 	*c4 = *c6 = -1;
 	/* "//" ip6-cidr */
@@ -218,7 +219,7 @@ term_free(struct spf_term *t)
 void
 spf_record_free(struct spf_record *r)
 {
-	size_t	 i;
+	size_t i;
 
 	for (i = 0; i < r->nterms; i++)
 		term_free(&r->terms[i]);
@@ -233,9 +234,9 @@ static int
 parse_directive(const char *s, size_t n, struct spf_term *t, char *err,
     size_t errlen)
 {
-	size_t	 i = 0, namelen, mi, arglen;
+	size_t i = 0, namelen, mi, arglen;
 	const char *arg;
-	bool	 found = false;
+	bool found = false;
 
 	memset(t, 0, sizeof(*t));
 	t->cidr4 = t->cidr6 = -1;
@@ -257,8 +258,9 @@ parse_directive(const char *s, size_t n, struct spf_term *t, char *err,
 		i = 1;
 		break;
 	}
-	for (namelen = 0; i + namelen < n && s[i + namelen] != ':' &&
-	    s[i + namelen] != '/'; namelen++)
+	for (namelen = 0;
+	     i + namelen < n && s[i + namelen] != ':' && s[i + namelen] != '/';
+	     namelen++)
 		;
 	for (mi = 0; mi < sizeof(mechs) / sizeof(mechs[0]); mi++) {
 		if (strlen(mechs[mi].name) == namelen &&
@@ -292,8 +294,8 @@ parse_directive(const char *s, size_t n, struct spf_term *t, char *err,
 	case SPF_M_A:
 	case SPF_M_MX:
 	case SPF_M_PTR:
-		if (t->mech != SPF_M_PTR && split_cidr(arg, &arglen, &t->cidr4,
-		    &t->cidr6, true) != 0)
+		if (t->mech != SPF_M_PTR &&
+		    split_cidr(arg, &arglen, &t->cidr4, &t->cidr6, true) != 0)
 			goto bad;
 		if (arglen == 0)
 			break;
@@ -311,7 +313,7 @@ parse_directive(const char *s, size_t n, struct spf_term *t, char *err,
 			goto bad;
 		break;
 	case SPF_M_IP6: {
-		char	 tmp[INET6_ADDRSTRLEN + 1];
+		char tmp[INET6_ADDRSTRLEN + 1];
 		const char *slash;
 
 		if (arglen < 2 || arg[0] != ':')
@@ -347,7 +349,7 @@ bad:
 static size_t
 modifier_name(const char *s, size_t n)
 {
-	size_t	 i;
+	size_t i;
 
 	if (n == 0 || !isalpha((unsigned char)s[0]))
 		return 0;
@@ -368,8 +370,8 @@ parse_modifier(const char *s, size_t n, size_t namelen, struct spf_record *r,
     char *err, size_t errlen)
 {
 	const char *v = s + namelen + 1;
-	size_t	 vlen = n - namelen - 1;
-	char	**slot = NULL;
+	size_t vlen = n - namelen - 1;
+	char **slot = NULL;
 
 	if (namelen == 8 && strncasecmp(s, "redirect", 8) == 0)
 		slot = &r->redirect;
@@ -391,10 +393,10 @@ parse_modifier(const char *s, size_t n, size_t namelen, struct spf_record *r,
 }
 
 int
-spf_record_parse(const char *txt, size_t len, struct spf_record *r,
-    char *err, size_t errlen)
+spf_record_parse(const char *txt, size_t len, struct spf_record *r, char *err,
+    size_t errlen)
 {
-	size_t	 i, start, n, namelen;
+	size_t i, start, n, namelen;
 	struct spf_term t;
 
 	memset(r, 0, sizeof(*r));
@@ -413,7 +415,7 @@ spf_record_parse(const char *txt, size_t len, struct spf_record *r,
 		n = i - start;
 		if ((namelen = modifier_name(txt + start, n)) > 0) {
 			if (parse_modifier(txt + start, n, namelen, r, err,
-			    errlen) != 0)
+				errlen) != 0)
 				goto fail;
 			continue;
 		}
@@ -421,8 +423,8 @@ spf_record_parse(const char *txt, size_t len, struct spf_record *r,
 			goto fail;
 		if (t.mech == SPF_M_ALL)
 			r->has_all = true;
-		r->terms = xreallocarray(r->terms, r->nterms + 1,
-		    sizeof(*r->terms));
+		r->terms =
+		    xreallocarray(r->terms, r->nterms + 1, sizeof(*r->terms));
 		r->terms[r->nterms++] = t;
 	}
 	return 0;

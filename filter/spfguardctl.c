@@ -24,11 +24,10 @@
 #include "spf.h"
 #include "xalloc.h"
 
-#define EXIT_USAGE	2
-#define MAX_RESOLVERS	8
+#define EXIT_USAGE    2
+#define MAX_RESOLVERS 8
 
-static void __attribute__((noreturn))
-usage(void)
+static void __attribute__((noreturn)) usage(void)
 {
 	(void)fprintf(stderr,
 	    "usage: spfguardctl spf --ip IP --helo NAME --from ADDR "
@@ -43,7 +42,7 @@ usage(void)
 static void __attribute__((noreturn, format(printf, 1, 2)))
 usage_error(const char *fmt, ...)
 {
-	va_list	 ap;
+	va_list ap;
 
 	(void)fputs("spfguardctl: ", stderr);
 	va_start(ap, fmt);
@@ -57,14 +56,15 @@ usage_error(const char *fmt, ...)
 static unsigned
 parse_ms(const char *opt, const char *s)
 {
-	char	*end;
-	long	 v;
+	char *end;
+	long v;
 
 	errno = 0;
 	v = strtol(s, &end, 10);
 	if (*s == '\0' || *end != '\0' || errno != 0 || v < 1 || v > 3600000)
 		usage_error("%s: expected milliseconds (1..3600000), got "
-		    "\"%.40s\"", opt, s);
+			    "\"%.40s\"",
+		    opt, s);
 	return (unsigned)v;
 }
 
@@ -97,14 +97,14 @@ print_text(const struct spf_response *r)
 	put_text("problem", r->problem);
 	put_text("explanation", r->explanation);
 	(void)printf("lookups: %u\nvoid_lookups: %u\ndns_queries: %u\n"
-	    "elapsed_ms: %ld\n", r->lookups, r->void_lookups, r->dns_queries,
-	    r->elapsed_ms);
+		     "elapsed_ms: %ld\n",
+	    r->lookups, r->void_lookups, r->dns_queries, r->elapsed_ms);
 }
 
 static void
 print_json(const struct spf_response *r, const char *engine)
 {
-	struct buf	 b;
+	struct buf b;
 
 	buf_init(&b);
 	buf_adds(&b, "{\"result\":");
@@ -123,9 +123,10 @@ print_json(const struct spf_response *r, const char *engine)
 	buf_add_jsons(&b, r->explanation);
 	buf_adds(&b, ",\"engine\":");
 	buf_add_jsons(&b, engine);
-	buf_addf(&b, ",\"lookups\":%u,\"void_lookups\":%u,\"dns_queries\":%u"
-	    ",\"elapsed_ms\":%ld}\n", r->lookups, r->void_lookups,
-	    r->dns_queries, r->elapsed_ms);
+	buf_addf(&b,
+	    ",\"lookups\":%u,\"void_lookups\":%u,\"dns_queries\":%u"
+	    ",\"elapsed_ms\":%ld}\n",
+	    r->lookups, r->void_lookups, r->dns_queries, r->elapsed_ms);
 	(void)fputs(buf_str(&b), stdout);
 	buf_free(&b);
 }
@@ -134,27 +135,27 @@ static int
 cmd_spf(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "ip", required_argument, NULL, 'i' },
-		{ "helo", required_argument, NULL, 'h' },
-		{ "from", required_argument, NULL, 'f' },
-		{ "dns", required_argument, NULL, 'd' },
-		{ "receiver", required_argument, NULL, 'r' },
-		{ "default-explanation", required_argument, NULL, 'x' },
-		{ "engine", required_argument, NULL, 'e' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "deadline", required_argument, NULL, 'D' },
-		{ "json", no_argument, NULL, 'j' },
-		{ NULL, 0, NULL, 0 },
+	    {"ip", required_argument, NULL, 'i'},
+	    {"helo", required_argument, NULL, 'h'},
+	    {"from", required_argument, NULL, 'f'},
+	    {"dns", required_argument, NULL, 'd'},
+	    {"receiver", required_argument, NULL, 'r'},
+	    {"default-explanation", required_argument, NULL, 'x'},
+	    {"engine", required_argument, NULL, 'e'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"deadline", required_argument, NULL, 'D'},
+	    {"json", no_argument, NULL, 'j'},
+	    {NULL, 0, NULL, 0},
 	};
-	const char	*resolvers[MAX_RESOLVERS];
-	struct dns_opts	 dopts;
+	const char *resolvers[MAX_RESOLVERS];
+	struct dns_opts dopts;
 	struct spf_request req;
 	struct spf_response resp;
 	const struct spf_engine *eng = spf_engine_find(NULL);
-	struct dns_ctx	*dns;
-	char		 err[256];
-	bool		 json = false, have_from = false;
-	int		 ch;
+	struct dns_ctx *dns;
+	char err[256];
+	bool json = false, have_from = false;
+	int ch;
 
 	memset(&dopts, 0, sizeof(dopts));
 	memset(&req, 0, sizeof(req));
@@ -187,8 +188,8 @@ cmd_spf(int argc, char **argv)
 		case 'e':
 			if ((eng = spf_engine_find(optarg)) == NULL)
 				usage_error("unknown engine \"%.40s\" (this "
-				    "build has: %s)", optarg,
-				    spf_engine_names());
+					    "build has: %s)",
+				    optarg, spf_engine_names());
 			break;
 		case 't':
 			dopts.timeout_ms = parse_ms("--timeout", optarg);
@@ -210,8 +211,9 @@ cmd_spf(int argc, char **argv)
 	if (!spf_ip_ok(req.ip))
 		usage_error("--ip: \"%.60s\" is not an IPv4 or IPv6 address",
 		    req.ip);
-	req.identity = (req.sender[0] == '\0' ||
-	    strcmp(req.sender, "<>") == 0) ? SPF_ID_HELO : SPF_ID_MAILFROM;
+	req.identity = (req.sender[0] == '\0' || strcmp(req.sender, "<>") == 0)
+	    ? SPF_ID_HELO
+	    : SPF_ID_MAILFROM;
 
 	if ((dns = dns_create(&dopts, err, sizeof(err))) == NULL) {
 		(void)fprintf(stderr, "spfguardctl: %s\n", err);

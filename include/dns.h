@@ -18,8 +18,8 @@
 #include <stdint.h>
 #include <time.h>
 
-#define DNS_MAX_NAME	253	/* octets in a name, text form, no final dot */
-#define DNS_MAX_LABEL	63
+#define DNS_MAX_NAME  253 /* octets in a name, text form, no final dot */
+#define DNS_MAX_LABEL 63
 
 enum dns_type {
 	DNS_T_A = 1,
@@ -30,72 +30,72 @@ enum dns_type {
 };
 
 enum dns_status {
-	DNS_OK,		/* at least one record of the type asked */
-	DNS_NODATA,	/* the name exists, no record of that type */
-	DNS_NXDOMAIN,	/* the name does not exist (or cannot) */
-	DNS_TEMPFAIL,	/* timeout, SERVFAIL, REFUSED, deadline: try later */
+	DNS_OK,	      /* at least one record of the type asked */
+	DNS_NODATA,   /* the name exists, no record of that type */
+	DNS_NXDOMAIN, /* the name does not exist (or cannot) */
+	DNS_TEMPFAIL, /* timeout, SERVFAIL, REFUSED, deadline: try later */
 };
 
 struct dns_rr {
-	uint16_t	 pref;		/* MX preference */
-	size_t		 len;		/* bytes in data (TXT may hold NULs) */
-	char		*data;		/* TXT strings joined; MX/PTR target
-					   name without the final dot; NUL
-					   terminated */
+	uint16_t pref; /* MX preference */
+	size_t len;    /* bytes in data (TXT may hold NULs) */
+	char *data;    /* TXT strings joined; MX/PTR target
+			  name without the final dot; NUL
+			  terminated */
 	union {
-		struct in_addr	v4;
-		struct in6_addr	v6;
-	} addr;				/* A, AAAA */
+		struct in_addr v4;
+		struct in6_addr v6;
+	} addr; /* A, AAAA */
 };
 
 struct dns_answer {
-	enum dns_status	 status;
-	enum dns_type	 type;
-	size_t		 count;
-	struct dns_rr	*rr;
-	uint32_t	 ttl;
-	const char	*why;		/* DNS_TEMPFAIL: a static reason */
+	enum dns_status status;
+	enum dns_type type;
+	size_t count;
+	struct dns_rr *rr;
+	uint32_t ttl;
+	const char *why; /* DNS_TEMPFAIL: a static reason */
 };
 
 struct dns_opts {
-	const char	**resolvers;	/* "HOST" or "HOST:PORT"; none: the
-					   system's resolv.conf */
-	size_t		  nresolvers;
-	unsigned	  timeout_ms;	/* per query; 0: 5000 */
-	unsigned	  tempfail_ttl;	/* seconds a temporary failure may be
-					   remembered; 0: not at all */
+	const char **resolvers; /* "HOST" or "HOST:PORT"; none: the
+				   system's resolv.conf */
+	size_t nresolvers;
+	unsigned timeout_ms;   /* per query; 0: 5000 */
+	unsigned tempfail_ttl; /* seconds a temporary failure may be
+				  remembered; 0: not at all */
 };
 
 /* A backend answering from memory, for tests and fuzzing. */
-typedef void	(*dns_answer_fn)(void *arg, const char *name,
-		    enum dns_type type, struct dns_answer *out);
+typedef void (*dns_answer_fn)(void *arg, const char *name, enum dns_type type,
+    struct dns_answer *out);
 
 struct dns_stats {
-	unsigned long	queries;	/* dns_query() calls */
-	unsigned long	sent;		/* handed to the resolver */
-	unsigned long	timeouts;	/* per-query timeout or deadline */
-	unsigned long	tempfails;	/* all DNS_TEMPFAIL answers */
-	unsigned long	badnames;	/* answered locally */
+	unsigned long queries;	 /* dns_query() calls */
+	unsigned long sent;	 /* handed to the resolver */
+	unsigned long timeouts;	 /* per-query timeout or deadline */
+	unsigned long tempfails; /* all DNS_TEMPFAIL answers */
+	unsigned long badnames;	 /* answered locally */
 };
 
-struct dns_ctx	*dns_create(const struct dns_opts *, char *err, size_t errlen);
-struct dns_ctx	*dns_create_fn(dns_answer_fn, void *arg);
-void		 dns_destroy(struct dns_ctx *);
+struct dns_ctx *dns_create(const struct dns_opts *, char *err, size_t errlen);
+struct dns_ctx *dns_create_fn(dns_answer_fn, void *arg);
+void dns_destroy(struct dns_ctx *);
 
-void	dns_query(struct dns_ctx *, const char *name, enum dns_type,
-	    const struct timespec *deadline, struct dns_answer *out);
-void	dns_answer_free(struct dns_answer *);
-void	dns_get_stats(struct dns_ctx *, struct dns_stats *);
+void dns_query(struct dns_ctx *, const char *name, enum dns_type,
+    const struct timespec *deadline, struct dns_answer *out);
+void dns_answer_free(struct dns_answer *);
+void dns_get_stats(struct dns_ctx *, struct dns_stats *);
 
-bool	dns_name_ok(const char *name);
+bool dns_name_ok(const char *name);
 const char *dns_type_name(enum dns_type);
 const char *dns_status_name(enum dns_status);
 
 /* Deadlines are CLOCK_MONOTONIC instants. */
-void	dns_deadline(struct timespec *, unsigned ms_from_now);
-long	dns_ms_left(const struct timespec *);
+void dns_deadline(struct timespec *, unsigned ms_from_now);
+long dns_ms_left(const struct timespec *);
 
 /* Builders for backends: append one record of out->type. */
-void	dns_answer_add(struct dns_answer *, const struct dns_rr *);
+void dns_answer_add(struct dns_answer *, const struct dns_rr *);
 
 #endif

@@ -18,32 +18,31 @@
 #include "buf.h"
 
 struct spf_macro_env {
-	const char	*sender;	/* s: <sender> */
-	const char	*local;		/* l: local-part of <sender> */
-	const char	*sender_domain;	/* o: domain of <sender> */
-	const char	*domain;	/* d: <domain> being checked */
-	int		 family;	/* AF_INET or AF_INET6 */
-	uint8_t		 ip[16];	/* i, c, v */
-	bool		 nibbles_upper;	/* %{i} of IPv6 in upper case */
-	const char	*helo;		/* h */
-	const char	*receiver;	/* r; NULL: "unknown" */
-	long long	 now;		/* t */
-	const char	*(*ptr)(void *arg);	/* p; NULL: "unknown" */
-	void		*ptr_arg;
-	size_t		 max_len;	/* stop expanding past this; 0: no
-					   limit */
+	const char *sender;	       /* s: <sender> */
+	const char *local;	       /* l: local-part of <sender> */
+	const char *sender_domain;     /* o: domain of <sender> */
+	const char *domain;	       /* d: <domain> being checked */
+	int family;		       /* AF_INET or AF_INET6 */
+	uint8_t ip[16];		       /* i, c, v */
+	bool nibbles_upper;	       /* %{i} of IPv6 in upper case */
+	const char *helo;	       /* h */
+	const char *receiver;	       /* r; NULL: "unknown" */
+	long long now;		       /* t */
+	const char *(*ptr)(void *arg); /* p; NULL: "unknown" */
+	void *ptr_arg;
+	size_t max_len; /* stop expanding past this; 0: no
+			   limit */
 };
 
 /* 0 when the string is a valid macro-string, else -1 and a reason. */
-int	spf_macro_check(const char *s, size_t len, bool exp_letters,
-	    char *err, size_t errlen);
+int spf_macro_check(const char *s, size_t len, bool exp_letters, char *err,
+    size_t errlen);
 
 /* Expand into out (appending). 0, or -1 and a reason on a syntax error. */
-int	spf_macro_expand(const char *s, size_t len, bool exp_letters,
-	    const struct spf_macro_env *, struct buf *out, char *err,
-	    size_t errlen);
+int spf_macro_expand(const char *s, size_t len, bool exp_letters,
+    const struct spf_macro_env *, struct buf *out, char *err, size_t errlen);
 
 /* Does the string use %{p} (a PTR lookup)? */
-bool	spf_macro_uses_ptr(const char *s, size_t len);
+bool spf_macro_uses_ptr(const char *s, size_t len);
 
 #endif

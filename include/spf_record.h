@@ -27,33 +27,33 @@ enum spf_mech {
 };
 
 struct spf_term {
-	enum spf_mech	 mech;
-	enum spf_result	 qualifier;	/* PASS, FAIL, SOFTFAIL, NEUTRAL */
-	char		*domain;	/* domain-spec, unexpanded; NULL:
-					   the current domain */
-	int		 cidr4;		/* -1 when not given */
-	int		 cidr6;
-	uint8_t		 addr[16];	/* ip4 (first 4 bytes) / ip6 */
-	char		*text;		/* the term as written */
+	enum spf_mech mech;
+	enum spf_result qualifier; /* PASS, FAIL, SOFTFAIL, NEUTRAL */
+	char *domain;		   /* domain-spec, unexpanded; NULL:
+				      the current domain */
+	int cidr4;		   /* -1 when not given */
+	int cidr6;
+	uint8_t addr[16]; /* ip4 (first 4 bytes) / ip6 */
+	char *text;	  /* the term as written */
 };
 
 struct spf_record {
-	struct spf_term	*terms;
-	size_t		 nterms;
-	char		*redirect;	/* domain-spec or NULL */
-	char		*exp;		/* domain-spec or NULL */
-	bool		 has_all;
+	struct spf_term *terms;
+	size_t nterms;
+	char *redirect; /* domain-spec or NULL */
+	char *exp;	/* domain-spec or NULL */
+	bool has_all;
 };
 
 /* Is this TXT string an SPF version 1 record at all (RFC 7208 4.5)? */
-bool	spf_record_is_v1(const char *txt, size_t len);
+bool spf_record_is_v1(const char *txt, size_t len);
 
 /* 0 and a filled record, or -1 and a reason in err (permerror). */
-int	spf_record_parse(const char *txt, size_t len, struct spf_record *,
-	    char *err, size_t errlen);
-void	spf_record_free(struct spf_record *);
+int spf_record_parse(const char *txt, size_t len, struct spf_record *,
+    char *err, size_t errlen);
+void spf_record_free(struct spf_record *);
 
 const char *spf_mech_name(enum spf_mech);
-bool	spf_mech_queries_dns(enum spf_mech);
+bool spf_mech_queries_dns(enum spf_mech);
 
 #endif

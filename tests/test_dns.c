@@ -29,8 +29,8 @@ static const char *querylog;
 static void
 write_zone(const char *json)
 {
-	char	 tmp[4096];
-	FILE	*fp;
+	char tmp[4096];
+	FILE *fp;
 
 	(void)snprintf(tmp, sizeof(tmp), "%s.new", zone_path);
 	if ((fp = fopen(tmp, "w")) == NULL || fputs(json, fp) == EOF ||
@@ -44,9 +44,9 @@ write_zone(const char *json)
 static int
 sent(const char *name)
 {
-	char	 line[1024], want[600];
-	FILE	*fp;
-	int	 n = 0;
+	char line[1024], want[600];
+	FILE *fp;
+	int n = 0;
 
 	(void)snprintf(want, sizeof(want), " %s ", name);
 	if ((fp = fopen(querylog, "r")) == NULL)
@@ -61,7 +61,7 @@ sent(const char *name)
 static long
 now_ms(void)
 {
-	struct timespec	 ts;
+	struct timespec ts;
 
 	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
@@ -105,18 +105,18 @@ static const char zone1[] =
     "}\n";
 
 struct fast_arg {
-	struct dns_ctx	*dns;
-	const char	*name;
-	long		 ms;
-	enum dns_status	 status;
+	struct dns_ctx *dns;
+	const char *name;
+	long ms;
+	enum dns_status status;
 };
 
 static void *
 fast_thread(void *p)
 {
-	struct fast_arg	*a = p;
+	struct fast_arg *a = p;
 	struct dns_answer ans;
-	long		 t0 = now_ms();
+	long t0 = now_ms();
 
 	dns_query(a->dns, a->name, DNS_T_A, NULL, &ans);
 	a->ms = now_ms() - t0;
@@ -128,16 +128,16 @@ fast_thread(void *p)
 int
 main(void)
 {
-	struct dns_opts	 o;
-	struct dns_ctx	*dns;
+	struct dns_opts o;
+	struct dns_ctx *dns;
 	struct dns_answer a;
 	struct dns_stats st;
-	struct timespec	 dl;
-	const char	*res[1];
-	char		 spec[64], err[256], addr[64], longname[300];
-	char		 bigtxt[1201], *zone;
-	long		 t0, ms;
-	int		 i, before;
+	struct timespec dl;
+	const char *res[1];
+	char spec[64], err[256], addr[64], longname[300];
+	char bigtxt[1201], *zone;
+	long t0, ms;
+	int i, before;
 
 	if (getenv("DNS_PORT") == NULL || getenv("DNS_ZONE") == NULL) {
 		(void)printf("1..0 # SKIP run through with-dns.sh\n");
@@ -165,26 +165,31 @@ main(void)
 	/* decoding */
 	dns_query(dns, "txt.example.com", DNS_T_TXT, NULL, &a);
 	TAP_OK(a.status == DNS_OK && a.count == 1 &&
-	    strcmp(a.rr[0].data, "v=spf1 -all") == 0,
+		strcmp(a.rr[0].data, "v=spf1 -all") == 0,
 	    "TXT strings of one record are joined");
 	dns_answer_free(&a);
 	dns_query(dns, "a.example.com", DNS_T_A, NULL, &a);
 	TAP_OK(a.status == DNS_OK && a.count == 2, "two A records");
 	dns_answer_free(&a);
 	dns_query(dns, "a.example.com", DNS_T_AAAA, NULL, &a);
-	TAP_OK(a.status == DNS_OK && a.count == 1 && inet_ntop(AF_INET6,
-	    &a.rr[0].addr.v6, addr, sizeof(addr)) != NULL &&
-	    strcmp(addr, "2001:db8::1") == 0, "AAAA decoded (%s)", addr);
+	TAP_OK(a.status == DNS_OK && a.count == 1 &&
+		inet_ntop(AF_INET6, &a.rr[0].addr.v6, addr, sizeof(addr)) !=
+		    NULL &&
+		strcmp(addr, "2001:db8::1") == 0,
+	    "AAAA decoded (%s)", addr);
 	dns_answer_free(&a);
 	dns_query(dns, "mx.example.com", DNS_T_MX, NULL, &a);
 	TAP_OK(a.status == DNS_OK && a.count == 2 &&
-	    ((a.rr[0].pref == 10 && strcmp(a.rr[0].data, "a.example.com") ==
-	    0) || (a.rr[1].pref == 10 && strcmp(a.rr[1].data,
-	    "a.example.com") == 0)), "MX preference and exchange decoded");
+		((a.rr[0].pref == 10 &&
+		     strcmp(a.rr[0].data, "a.example.com") == 0) ||
+		    (a.rr[1].pref == 10 &&
+			strcmp(a.rr[1].data, "a.example.com") == 0)),
+	    "MX preference and exchange decoded");
 	dns_answer_free(&a);
 	dns_query(dns, "1.2.0.192.in-addr.arpa", DNS_T_PTR, NULL, &a);
 	TAP_OK(a.status == DNS_OK && a.count == 1 &&
-	    strcmp(a.rr[0].data, "a.example.com") == 0, "PTR decoded");
+		strcmp(a.rr[0].data, "a.example.com") == 0,
+	    "PTR decoded");
 	dns_answer_free(&a);
 	dns_query(dns, "alias.example.com", DNS_T_A, NULL, &a);
 	TAP_OK(a.status == DNS_OK && a.count == 2, "CNAME chain followed");
@@ -201,7 +206,8 @@ main(void)
 	(void)strcpy(longname + 64, ".example.com");
 	dns_query(dns, longname, DNS_T_TXT, NULL, &a);
 	TAP_OK(a.status == DNS_NXDOMAIN && sent("example.com") == 0 &&
-	    sent(longname) == 0, "64-octet label answered locally");
+		sent(longname) == 0,
+	    "64-octet label answered locally");
 	dns_query(dns, "a..example.com", DNS_T_TXT, NULL, &a);
 	TAP_OK(a.status == DNS_NXDOMAIN && sent("a..example.com") == 0,
 	    "empty label answered locally");
@@ -210,11 +216,13 @@ main(void)
 
 	/* SERVFAIL: temporary, and not remembered once fixed */
 	dns_query(dns, "servfail.example.com", DNS_T_TXT, NULL, &a);
-	TAP_OK(a.status == DNS_TEMPFAIL, "SERVFAIL is a temporary failure "
-	    "(%s)", dns_status_name(a.status));
+	TAP_OK(a.status == DNS_TEMPFAIL,
+	    "SERVFAIL is a temporary failure "
+	    "(%s)",
+	    dns_status_name(a.status));
 	(void)snprintf(zone, sizeof(zone1) + sizeof(bigtxt), zone1, bigtxt);
 	{
-		char	*p = strstr(zone, "\"servfail\": true, ");
+		char *p = strstr(zone, "\"servfail\": true, ");
 
 		memmove(p, p + strlen("\"servfail\": true, "),
 		    strlen(p + strlen("\"servfail\": true, ")) + 1);
@@ -228,8 +236,10 @@ main(void)
 	} while (a.status != DNS_OK && now_ms() - t0 < 15000);
 	ms = now_ms() - t0;
 	TAP_OK(a.status == DNS_OK && strcmp(a.rr[0].data, "ok") == 0 &&
-	    ms <= 7000, "the failure is remembered briefly at most: the fixed "
-	    "zone answers after %ld ms", ms);
+		ms <= 7000,
+	    "the failure is remembered briefly at most: the fixed "
+	    "zone answers after %ld ms",
+	    ms);
 	dns_answer_free(&a);
 
 	/* per-query timeout */
@@ -238,7 +248,8 @@ main(void)
 	ms = now_ms() - t0;
 	TAP_OK(a.status == DNS_TEMPFAIL && ms >= 600 && ms < 1500,
 	    "a name that never answers: tempfail after the 700 ms timeout "
-	    "(%ld ms)", ms);
+	    "(%ld ms)",
+	    ms);
 
 	/* the deadline wins over a longer per-query timeout */
 	dns_deadline(&dl, 300);
@@ -258,8 +269,10 @@ main(void)
 	t0 = now_ms();
 	dns_query(dns, "after.example.com", DNS_T_TXT, NULL, &a);
 	ms = now_ms() - t0;
-	TAP_OK(a.status == DNS_OK && ms < 300, "after five timeouts another "
-	    "name still answers at once (%ld ms)", ms);
+	TAP_OK(a.status == DNS_OK && ms < 300,
+	    "after five timeouts another "
+	    "name still answers at once (%ld ms)",
+	    ms);
 	dns_answer_free(&a);
 
 	/* TTL: cached until it expires, then asked again */
@@ -267,41 +280,41 @@ main(void)
 	dns_answer_free(&a);
 	before = sent("ttl.example.com");
 	{
-		char	*p = strstr(zone, "\"first\"");
+		char *p = strstr(zone, "\"first\"");
 
 		memcpy(p, "\"after\"", 7);
 	}
 	write_zone(zone);
 	dns_query(dns, "ttl.example.com", DNS_T_TXT, NULL, &a);
 	TAP_OK(a.status == DNS_OK && strcmp(a.rr[0].data, "first") == 0 &&
-	    sent("ttl.example.com") == before,
+		sent("ttl.example.com") == before,
 	    "within its TTL the answer comes from the cache");
 	dns_answer_free(&a);
 	(void)usleep(2200 * 1000);
 	dns_query(dns, "ttl.example.com", DNS_T_TXT, NULL, &a);
 	TAP_OK(a.status == DNS_OK && strcmp(a.rr[0].data, "after") == 0 &&
-	    sent("ttl.example.com") == before + 1,
+		sent("ttl.example.com") == before + 1,
 	    "after the TTL the new data is fetched");
 	dns_answer_free(&a);
 
 	/* truncated over UDP: fetched again over TCP */
 	dns_query(dns, "big.example.com", DNS_T_TXT, NULL, &a);
 	TAP_OK(a.status == DNS_OK && a.count == 1 &&
-	    a.rr[0].len == sizeof(bigtxt) - 1,
+		a.rr[0].len == sizeof(bigtxt) - 1,
 	    "1200-byte TXT fetched over TCP (%zu bytes)",
 	    a.status == DNS_OK ? a.rr[0].len : 0);
 	dns_answer_free(&a);
 
 	/* a slow name does not hold up concurrent queries */
 	{
-		struct fast_arg	 args[4] = {
-			{ dns, "slow.example.com", 0, DNS_NODATA },
-			{ dns, "fast1.example.com", 0, DNS_NODATA },
-			{ dns, "fast2.example.com", 0, DNS_NODATA },
-			{ dns, "fast3.example.com", 0, DNS_NODATA },
+		struct fast_arg args[4] = {
+		    {dns, "slow.example.com", 0, DNS_NODATA},
+		    {dns, "fast1.example.com", 0, DNS_NODATA},
+		    {dns, "fast2.example.com", 0, DNS_NODATA},
+		    {dns, "fast3.example.com", 0, DNS_NODATA},
 		};
-		pthread_t	 th[4];
-		long		 worst = 0;
+		pthread_t th[4];
+		long worst = 0;
 
 		o.timeout_ms = 3000;
 		dns_destroy(dns);
@@ -320,7 +333,7 @@ main(void)
 		TAP_OK(args[0].status == DNS_OK && args[0].ms >= 1400,
 		    "the slow name answers late (%ld ms)", args[0].ms);
 		TAP_OK(args[1].status == DNS_OK && args[2].status == DNS_OK &&
-		    args[3].status == DNS_OK && worst < 500,
+			args[3].status == DNS_OK && worst < 500,
 		    "other names answer meanwhile (slowest %ld ms)", worst);
 	}
 	dns_destroy(dns);
@@ -328,7 +341,7 @@ main(void)
 	/* configuration errors are reported, not crashed on */
 	res[0] = "resolver.example.com:53";
 	TAP_OK(dns_create(&o, err, sizeof(err)) == NULL &&
-	    strstr(err, "not an IP address") != NULL,
+		strstr(err, "not an IP address") != NULL,
 	    "a host name as resolver is refused: %s", err);
 	res[0] = "127.0.0.1:99999";
 	TAP_OK(dns_create(&o, err, sizeof(err)) == NULL,
