@@ -318,8 +318,12 @@ main(void)
 
 		o.timeout_ms = 3000;
 		dns_destroy(dns);
-		dns = dns_create(&o, err, sizeof(err));
+		if ((dns = dns_create(&o, err, sizeof(err))) == NULL) {
+			(void)printf("Bail out! dns_create: %s\n", err);
+			return 1;
+		}
 		for (i = 0; i < 4; i++) {
+			args[i].dns = dns;
 			(void)pthread_create(&th[i], NULL, fast_thread,
 			    &args[i]);
 			if (i == 0)
