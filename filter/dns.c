@@ -153,6 +153,14 @@ dns_answer_add(struct dns_answer *a, const struct dns_rr *rr)
 	a->status = DNS_OK;
 }
 
+/* dns_answer_truncate - keep the first n records */
+void
+dns_answer_truncate(struct dns_answer *a, size_t n)
+{
+	while (a->count > n)
+		free(a->rr[--a->count].data);
+}
+
 void
 dns_answer_free(struct dns_answer *a)
 {

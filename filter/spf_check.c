@@ -210,8 +210,7 @@ ptr_names(struct eval *e, struct dns_answer *a, bool count_void_lookup)
 	}
 	if (a->status != DNS_OK)
 		return false;
-	if (a->count > MAX_PTR_NAMES)
-		a->count = MAX_PTR_NAMES; /* the rest are ignored */
+	dns_answer_truncate(a, MAX_PTR_NAMES); /* the rest are ignored */
 	return true;
 }
 

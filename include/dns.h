@@ -85,6 +85,7 @@ void dns_destroy(struct dns_ctx *);
 void dns_query(struct dns_ctx *, const char *name, enum dns_type,
     const struct timespec *deadline, struct dns_answer *out);
 void dns_answer_free(struct dns_answer *);
+void dns_answer_truncate(struct dns_answer *, size_t);
 void dns_get_stats(struct dns_ctx *, struct dns_stats *);
 
 bool dns_name_ok(const char *name);

@@ -134,7 +134,9 @@ class Case:
         return a
 
     def judge(self, r):
-        if r.result not in self.want:
+        # exit status 0 too: under the sanitizers a leak or an error
+        # report changes it even when the JSON came out right
+        if r.rc != 0 or r.result not in self.want:
             return False
         if self.exp is not None and r.explanation != self.exp:
             return False
@@ -143,6 +145,8 @@ class Case:
 
 def got_text(r):
     s = r.describe()
+    if r.rc != 0 and r.result is not None:
+        s += " (exit status %s: %s)" % (r.rc, (r.err.strip().splitlines() or [""])[0][:120])
     if r.result is not None and r.explanation is not None:
         s += " exp=%s" % r.explanation
     return s

@@ -209,7 +209,11 @@ class CtlResult:
 
     @property
     def result(self):
-        return self.json.get("result") if isinstance(self.json, dict) else None
+        # a result counts only if the tool exited 0: under the sanitizers
+        # an error or a leak report changes the status after the JSON
+        if self.rc != 0 or not isinstance(self.json, dict):
+            return None
+        return self.json.get("result")
 
     @property
     def explanation(self):
@@ -224,6 +228,10 @@ class CtlResult:
         """Short text of what happened, for TAP comments."""
         if self.result is not None:
             return self.result
+        if self.rc not in (0, None) and isinstance(self.json, dict):
+            first = (self.err.strip().splitlines() or [""])[0]
+            return "%s but exit status %s: %s" % (self.json.get("result"), self.rc,
+                                                  first[:160])
         if self.rc is None:
             return "hung (killed)"
         first = (self.err.strip().splitlines() or self.out.strip().splitlines() or [""])[0]
