@@ -86,12 +86,15 @@ query(struct eval *e, const char *name, enum dns_type type,
 	dns_query(e->dns, name, type, &e->deadline, a);
 }
 
-/* count_lookup - one more DNS-querying term; false past the limit */
+/* count_lookup - one more DNS-querying term; false past the limit (the
+ * term over the limit is not counted: it sends nothing) */
 static bool
 count_lookup(struct eval *e, const char *term)
 {
-	if (++e->resp->lookups <= e->max_lookups)
+	if (e->resp->lookups < e->max_lookups) {
+		e->resp->lookups++;
 		return true;
+	}
 	problem(e, "more than %u DNS-querying terms (at \"%.200s\")",
 	    e->max_lookups, term);
 	return false;
