@@ -4,9 +4,11 @@
  *	spfguardctl spf --ip IP --helo NAME --from ADDR [--dns HOST:PORT]
  *	    [--receiver NAME] [--default-explanation TEXT]
  *	    [--engine builtin|libspf2] [--timeout MS] [--deadline MS] [--json]
+ *	spfguardctl check [-c FILE]
  *
- * Exit status: 0 when a result was computed (whatever it is), 1 when the
- * tool could not run (resolver set-up), 2 on a usage error.
+ * spf: exit status 0 when a result was computed (whatever it is), 1 when
+ * the tool could not run (resolver set-up), 2 on a usage error.
+ * check: 0 and "configuration OK", or 1 and every error as file:line.
  */
 #include "autoconf.h"
 
@@ -20,6 +22,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "conf.h"
 #include "dns.h"
 #include "spf.h"
 #include "xalloc.h"
@@ -35,7 +38,8 @@ static void __attribute__((noreturn)) usage(void)
 	    "                       [--receiver NAME] "
 	    "[--default-explanation TEXT]\n"
 	    "                       [--engine builtin|libspf2] "
-	    "[--timeout MS] [--deadline MS] [--json]\n");
+	    "[--timeout MS] [--deadline MS] [--json]\n"
+	    "       spfguardctl check [-c FILE]\n");
 	exit(EXIT_USAGE);
 }
 
@@ -229,6 +233,43 @@ cmd_spf(int argc, char **argv)
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
+/* cmd_check - load a configuration: "configuration OK", or its errors */
+static int
+cmd_check(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *path = "/etc/spfguard/spfguard.conf";
+	struct conf *conf;
+	struct buf errors;
+	int ch;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		default:
+			usage_error("usage: spfguardctl check [-c FILE]");
+		}
+	}
+	if (optind != argc)
+		usage_error("unexpected argument \"%.40s\"", argv[optind]);
+	buf_init(&errors);
+	if ((conf = conf_load(path, &errors)) == NULL) {
+		(void)fputs(buf_str(&errors), stderr);
+		buf_free(&errors);
+		return 1;
+	}
+	conf_unref(conf);
+	buf_free(&errors);
+	(void)puts("configuration OK");
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -236,6 +277,8 @@ main(int argc, char **argv)
 		usage();
 	if (strcmp(argv[1], "spf") == 0)
 		return cmd_spf(argc - 1, argv + 1);
+	if (strcmp(argv[1], "check") == 0)
+		return cmd_check(argc - 1, argv + 1);
 	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)
 		usage();
 	usage_error("unknown command \"%.40s\"", argv[1]);

@@ -1,0 +1,1491 @@
+/*
+ * conf.c - the configuration: one libconfig file (and its @includes) in,
+ * one validated, immutable, reference-counted struct conf out.
+ *
+ * The only libconfig user. conf_load() reads the whole file, checks the
+ * daemon, dns, spf and headers settings against the option table below
+ * and the policy (mode, trusted_networks, lists, rules, policy_sets) with
+ * code of its own, and gathers every error as "file:line: message" before
+ * it gives up, so that an operator fixes a file in one pass. Unknown keys
+ * are errors: a typo never silently means "the default". The same table
+ * gives the defaults, frees the snapshot and is conf_describe()'s text.
+ *
+ * The snapshot owns every string and its policy (freed with policy_free
+ * when the last conf_unref() drops it). Nothing here logs or exits; the
+ * caller gets the errors. The reference count is atomic: sessions on
+ * several threads share a snapshot while a reload swaps in another.
+ */
+#include "autoconf.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libconfig.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "conf.h"
+#include "policy.h"
+#include "spf.h"
+#include "spf_macro.h"
+#include "xalloc.h"
+
+#define NAME_MAX_LEN	64  /* rule and set names */
+#define PATTERN_MAX_LEN 255 /* one domain, host or user pattern */
+#define LETTERS		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+#define NAME_CHARS	LETTERS "0123456789-_."
+#define WHAT_LEN	160 /* "rule \"name\": match: client" */
+
+enum opt_type {
+	OPT_GROUP,  /* a group holding the options "NAME.*" */
+	OPT_STR,    /* a string */
+	OPT_UINT,   /* an integer in min..max */
+	OPT_BOOL,   /* true or false */
+	OPT_STRS,   /* a string or a list of strings */
+	OPT_OCTAL,  /* permissions as an octal string */
+	OPT_POLICY, /* read by the policy code below */
+};
+
+#define F_HOSTNAME 0x01 /* default: this host's name */
+
+struct opt {
+	const char *name; /* "dns.timeout_ms": key timeout_ms in group dns */
+	enum opt_type type;
+	const char *def;  /* default, as a file writes it; NULL: none */
+	long min, max;	  /* OPT_UINT */
+	size_t off, noff; /* the struct conf field (OPT_STRS: and count) */
+	int (*check)(const char *, char *, size_t); /* 0 or -1 and why */
+	int flags;
+	const char *syntax; /* OPT_POLICY: what the value looks like */
+	const char *meaning;
+};
+
+static int check_socket(const char *, char *, size_t);
+static int check_path(const char *, char *, size_t);
+static int check_account(const char *, char *, size_t);
+static int check_facility(const char *, char *, size_t);
+static int check_resolver(const char *, char *, size_t);
+static int check_engine(const char *, char *, size_t);
+static int check_hostname(const char *, char *, size_t);
+static int check_explanation(const char *, char *, size_t);
+static int check_token(const char *, char *, size_t);
+static int check_header_name(const char *, char *, size_t);
+
+/* Table rows: STR(name, default, field, checker, flags, meaning) etc. */
+#define F(field) offsetof(struct conf, field)
+/* clang-format off */
+#define STR(n, d, f, chk, fl, m) \
+	{n, OPT_STR, d, 0, 0, F(f), 0, chk, fl, NULL, m}
+#define UINT(n, d, lo, hi, f, m) \
+	{n, OPT_UINT, d, lo, hi, F(f), 0, NULL, 0, NULL, m}
+#define BOOL(n, d, f, m) {n, OPT_BOOL, d, 0, 0, F(f), 0, NULL, 0, NULL, m}
+#define GROUP(n, m) {n, OPT_GROUP, NULL, 0, 0, 0, 0, NULL, 0, NULL, m}
+#define POLICY(n, d, syn, m) {n, OPT_POLICY, d, 0, 0, 0, 0, NULL, 0, syn, m}
+/* clang-format on */
+
+static const struct opt opts[] = {
+    STR("socket", CONF_DEFAULT_SOCKET, socket, check_socket, 0,
+	"Where the MTA connects: inet:PORT@HOST, inet6:PORT@HOST or unix:PATH "
+	"(a unix socket is best for Sendmail)."),
+    STR("pidfile", NULL, pidfile, check_path, 0,
+	"File the daemon writes its process id to; unset: none."),
+    STR("user", NULL, user, check_account, 0,
+	"User the daemon runs as once its socket is open; unset: it stays who "
+	"started it."),
+    STR("group", NULL, group, check_account, 0,
+	"Group the daemon runs as; unset: the user's own group."),
+    {"socket_mode", OPT_OCTAL, NULL, 0, 0777, F(socket_mode), 0, NULL, 0, NULL,
+	"Permissions of a unix socket, an octal string such as \"0660\"; "
+	"unset: what the umask leaves."},
+    STR("socket_group", NULL, socket_group, check_account, 0,
+	"Group of a unix socket (the MTA's, e.g. postfix); unset: the "
+	"daemon's."),
+    STR("decision_log", NULL, decision_log, check_path, 0,
+	"Decision log file, one JSON object per decision (reopened on "
+	"SIGUSR1); unset: none."),
+    STR("syslog_facility", "mail", syslog_facility, check_facility, 0,
+	"Syslog facility: mail, daemon or local0 to local7."),
+    UINT("workers", "64", 1, 1024, workers,
+	"Most threads evaluating SPF at the same time."),
+    GROUP("dns", "DNS settings."),
+    {"dns.resolvers", OPT_STRS, NULL, 0, 0, F(resolvers), F(nresolvers),
+	check_resolver, 0, NULL,
+	"Resolvers to ask, IP addresses: \"IP\", \"IPv4:PORT\" or "
+	"\"[IPv6]:PORT\"; unset: those of /etc/resolv.conf."},
+    UINT("dns.timeout_ms", "5000", 100, 60000, dns_timeout_ms,
+	"Time allowed for one DNS query, in milliseconds."),
+    GROUP("spf", "SPF settings."),
+    STR("spf.engine", "builtin", spf_engine, check_engine, 0,
+	"SPF evaluator: builtin (RFC 7208 complete), or libspf2 where built."),
+    UINT("spf.deadline_ms", "20000", 500, 120000, spf_deadline_ms,
+	"Time allowed for one whole SPF evaluation, in milliseconds (RFC 7208 "
+	"4.6.4: at least 20 seconds)."),
+    STR("spf.receiver", NULL, receiver, check_hostname, F_HOSTNAME,
+	"This host's name, for the %{r} macro and Received-SPF receiver=."),
+    STR("spf.default_explanation", NULL, default_explanation, check_explanation,
+	0,
+	"Explanation of an SPF fail when the domain gives none (an SPF "
+	"macro-string); unset: none."),
+    BOOL("spf.helo_check", "true", helo_check,
+	"Check the HELO identity too (RFC 7208 2.3); a HELO fail decides "
+	"before MAIL FROM."),
+    GROUP("headers", "Headers added to delivered mail."),
+    STR("headers.authserv_id", NULL, authserv_id, check_token, F_HOSTNAME,
+	"authserv-id of Authentication-Results (RFC 8601); incoming copies "
+	"carrying it are forged."),
+    BOOL("headers.auth_results", "true", add_auth_results,
+	"Add an Authentication-Results header."),
+    BOOL("headers.received_spf", "true", add_received_spf,
+	"Add a Received-SPF header (RFC 7208 9.1)."),
+    BOOL("headers.remove_forged", "true", remove_forged_ar,
+	"Remove incoming Authentication-Results headers that carry our "
+	"authserv-id."),
+    STR("headers.tag_header", "X-Spfguard-Tag", tag_header, check_header_name,
+	0, "Header a tag rule adds (its value names the rule)."),
+    POLICY("mode", "\"enforce\"", "string",
+	"enforce, or monitor: decide and log, never refuse or quarantine."),
+    POLICY("trusted_networks", "[ \"127.0.0.0/8\", \"::1/128\" ]",
+	"address, CIDR or a list of them",
+	"Clients a rule's client = \"trusted\" matches."),
+    POLICY("lists", NULL, "group of NAME = [ CIDR, ... ]",
+	"Named address lists, for a rule's client condition."),
+    POLICY("rules", NULL, "list of rules",
+	"The default policy set: ordered rules, the first that matches "
+	"decides; none matching (or no rules): accept."),
+    POLICY("policy_sets", NULL, "list of sets",
+	"Policy sets chosen by recipient domain, each with rules of its own; "
+	"the first whose recipient_domains match is used."),
+};
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+#define NOPTS	 NELEM(opts)
+
+struct key {
+	const char *name;
+	const char *syntax;
+	const char *meaning;
+};
+
+static const struct key rule_keys[] = {
+    {"name", "string", "Required, unique in its set; logged and traced."},
+    {"action", "string",
+	"Required: accept, tag, quarantine, tempfail or reject."},
+    {"match", "group", "Conditions that must all hold; none: always."},
+    {"shadow", "boolean",
+	"Log what the rule would do, then go on to the next (default false)."},
+    {"reply", "string",
+	"Reply text of a tempfail or reject rule; placeholders {sender} "
+	"{domain} {ip} {helo} {result} {rule} {rcpt} {explanation} "
+	"{identity}."},
+    {"code", "integer", "SMTP code: 4xx for tempfail, 5xx for reject."},
+    {"xcode", "string", "Enhanced status code D.D.D of the code's class."},
+};
+
+static const struct key set_keys[] = {
+    {"name", "string", "Required, unique; \"default\" is the top level's."},
+    {"recipient_domains", "pattern or list",
+	"Required: the recipient domains this set decides for."},
+    {"mode", "string", "enforce or monitor; unset: the top-level mode."},
+    {"rules", "list of rules", "The set's rules."},
+};
+
+enum match_kind { MK_CLIENT, MK_PATTERNS, MK_BOOL, MK_SPF };
+
+static const struct match_key {
+	const char *name;
+	enum match_kind kind;
+	size_t off;
+	const char *meaning;
+} match_keys[] = {
+#define M(field) offsetof(struct policy_match, field)
+    {"client", MK_CLIENT, 0,
+	"\"trusted\", an address or CIDR, or the name of a list"},
+    {"client_name", MK_PATTERNS, M(client_name),
+	"client host name (\"unknown\": none)"},
+    {"helo", MK_PATTERNS, M(helo), "HELO/EHLO name"},
+    {"from_domain", MK_PATTERNS, M(from_domain), "MAIL FROM domain"},
+    {"from_localpart", MK_PATTERNS, M(from_localpart), "MAIL FROM local part"},
+    {"rcpt_domain", MK_PATTERNS, M(rcpt_domain), "recipient domain"},
+    {"auth_user", MK_PATTERNS, M(auth_user), "SMTP AUTH user"},
+    {"null_sender", MK_BOOL, M(null_sender), "MAIL FROM:<> (boolean)"},
+    {"authenticated", MK_BOOL, M(authenticated),
+	"the client used SMTP AUTH (boolean)"},
+    {"spf", MK_SPF, M(spf), "SPF result of the deciding identity"},
+    {"spf_helo", MK_SPF, M(spf_helo), "SPF result of the HELO identity"},
+    {"spf_mfrom", MK_SPF, M(spf_mfrom), "SPF result of MAIL FROM"},
+#undef M
+};
+
+struct named_list {
+	const char *name; /* borrowed from libconfig */
+	struct policy_cidr *nets;
+	size_t n;
+};
+
+/* The loader's state: one per conf_load() call. */
+struct ld {
+	struct buf *errors;
+	int nerrors;
+	const char *path;
+	char *dir; /* @include is relative to it */
+	struct conf *conf;
+	struct named_list *lists;
+	size_t nlists;
+};
+
+static void
+cut(char *, size_t, const char *, ...) __attribute__((format(printf, 3, 4)));
+
+/* cut - snprintf for texts that are bounded on purpose: labels, reasons */
+static void
+cut(char *out, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(out, len, fmt, ap);
+	va_end(ap);
+}
+
+/* file_name - a libconfig source file name as the operator can open it */
+static char *
+file_name(const struct ld *ld, const char *f)
+{
+	struct buf b;
+
+	if (f == NULL)
+		return xstrdup(ld->path);
+	if (f[0] == '/' || strcmp(f, ld->path) == 0 ||
+	    strcmp(ld->dir, ".") == 0)
+		return xstrdup(f);
+	/* libconfig 1.5 opens an @include as include_dir/NAME */
+	buf_init(&b);
+	buf_addf(&b, "%s/%s", ld->dir, f);
+	return buf_release(&b);
+}
+
+static void error_at(struct ld *, const char *, int, const char *, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+error_at(struct ld *ld, const char *file, int line, const char *fmt, ...)
+{
+	char *name = file_name(ld, file);
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	buf_addf(ld->errors, "%s:%d: %s\n", name, line, msg);
+	free(name);
+	ld->nerrors++;
+}
+
+/* bad - an error about a setting, at its file and line */
+#define bad(ld, s, ...)                                                        \
+	error_at((ld), config_setting_source_file(s),                          \
+	    (int)config_setting_source_line(s), __VA_ARGS__)
+
+/* esc - a value quoted for a message: bounded, controls as \xNN */
+static const char *
+esc(const char *v, char *out, size_t len)
+{
+	size_t o = 0, i;
+
+	out[o++] = '"';
+	for (i = 0; v[i] != '\0' && o + 8 < len; i++) {
+		unsigned char c = (unsigned char)v[i];
+
+		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
+			o += (size_t)snprintf(out + o, len - o, "\\x%02x", c);
+		else
+			out[o++] = (char)c;
+	}
+	if (v[i] != '\0') {
+		(void)memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o++] = '"';
+	out[o] = '\0';
+	return out;
+}
+
+/* label - "what: key", or "key" alone at the top level */
+static const char *
+label(char *out, size_t len, const char *what, const char *key)
+{
+	cut(out, len, "%s%s%s", what, *what != '\0' ? ": " : "", key);
+	return out;
+}
+
+static const char *
+get_str(struct ld *ld, const config_setting_t *s, const char *what)
+{
+	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		bad(ld, s, "%s: expected a string", what);
+		return NULL;
+	}
+	return config_setting_get_string(s);
+}
+
+static int
+get_int(struct ld *ld, const config_setting_t *s, const char *what,
+    long long min, long long max, long long *v)
+{
+	int t = config_setting_type(s);
+
+	if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64) {
+		bad(ld, s, "%s: expected an integer", what);
+		return -1;
+	}
+	*v = config_setting_get_int64(s);
+	if (*v < min || *v > max) {
+		bad(ld, s, "%s: %lld is out of range (%lld..%lld)", what, *v,
+		    min, max);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+get_bool(struct ld *ld, const config_setting_t *s, const char *what, bool *v)
+{
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+		bad(ld, s, "%s: expected true or false", what);
+		return -1;
+	}
+	*v = config_setting_get_bool(s) != 0;
+	return 0;
+}
+
+typedef void elem_fn(struct ld *, const config_setting_t *, const char *what,
+    const char *value, void *arg);
+
+/* each_string - call fn for a string, or for each string of a list */
+static void
+each_string(struct ld *ld, const config_setting_t *s, const char *what,
+    bool nonempty, elem_fn *fn, void *arg)
+{
+	const config_setting_t *e;
+	int i, n;
+
+	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+		fn(ld, s, what, config_setting_get_string(s), arg);
+		return;
+	}
+	if (!config_setting_is_array(s) && !config_setting_is_list(s)) {
+		bad(ld, s, "%s: expected a string or a list of strings", what);
+		return;
+	}
+	if ((n = config_setting_length(s)) == 0 && nonempty)
+		bad(ld, s, "%s: empty list", what);
+	for (i = 0; i < n; i++) {
+		e = config_setting_get_elem(s, (unsigned)i);
+		if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+			bad(ld, e, "%s: expected a string or a list of strings",
+			    what);
+			return;
+		}
+		fn(ld, e, what, config_setting_get_string(e), arg);
+	}
+}
+
+/* check_keys - every member of group s is one of keys */
+static void
+check_keys(struct ld *ld, const config_setting_t *s, const char *what,
+    const struct key *keys, size_t nkeys)
+{
+	const config_setting_t *c;
+	size_t k;
+	int i;
+
+	for (i = 0; (c = config_setting_get_elem(s, (unsigned)i)) != NULL;
+	     i++) {
+		for (k = 0; k < nkeys; k++)
+			if (strcmp(config_setting_name(c), keys[k].name) == 0)
+				break;
+		if (k == nkeys)
+			bad(ld, c, "%s: unknown key \"%.64s\"", what,
+			    config_setting_name(c));
+	}
+}
+
+/*
+ * The option table's checkers: 0, or -1 with the reason in err.
+ */
+
+static int
+fail(char *err, size_t len, const char *why)
+{
+	cut(err, len, "%s", why);
+	return -1;
+}
+
+/* host_ok - a plausible host name: letters, digits, '-', '_', '.' */
+static bool
+host_ok(const char *v)
+{
+	size_t n = strlen(v);
+
+	return n > 0 && n <= 253 && strspn(v, NAME_CHARS) == n && v[0] != '.' &&
+	    v[0] != '-';
+}
+
+static int
+check_socket(const char *v, char *err, size_t len)
+{
+	const char *p, *at;
+	unsigned char tmp[16];
+	int family;
+	long port;
+	char *end;
+
+	if (strncmp(v, "unix:", 5) == 0) {
+		if (v[5] != '/')
+			return fail(err, len,
+			    "unix:PATH needs an absolute path");
+		if (strlen(v + 5) >=
+		    sizeof(((struct sockaddr_un *)0)->sun_path))
+			return fail(err, len, "socket path too long");
+		return 0;
+	}
+	if (strncmp(v, "inet:", 5) == 0) {
+		family = AF_INET;
+		p = v + 5;
+	} else if (strncmp(v, "inet6:", 6) == 0) {
+		family = AF_INET6;
+		p = v + 6;
+	} else
+		return fail(err, len,
+		    "expected inet:PORT@HOST, inet6:PORT@HOST or unix:PATH");
+	errno = 0;
+	port = strtol(p, &end, 10);
+	if (end == p || (*end != '@' && *end != '\0') || errno != 0 ||
+	    port < 1 || port > 65535) {
+		cut(err, len, "expected a port 1..65535 after \"inet%s:\"",
+		    family == AF_INET ? "" : "6");
+		return -1;
+	}
+	if ((at = end)[0] == '\0' || at[1] == '\0') {
+		cut(err, len, "no @HOST (@%s listens on every address)",
+		    family == AF_INET ? "0.0.0.0" : "::");
+		return -1;
+	}
+	/* a name has a letter: "127.0.0.1" after inet6: is a mistake */
+	if (inet_pton(family, at + 1, tmp) != 1 &&
+	    (!host_ok(at + 1) || strpbrk(at + 1, LETTERS) == NULL)) {
+		cut(err, len,
+		    "\"%.64s\" is not an IPv%d address or a host name", at + 1,
+		    family == AF_INET ? 4 : 6);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+check_path(const char *v, char *err, size_t len)
+{
+	const char *p;
+
+	for (p = v; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			break;
+	if (v[0] != '/' || *p != '\0' || strlen(v) >= PATH_MAX)
+		return fail(err, len, "expected an absolute path");
+	return 0;
+}
+
+static int
+check_account(const char *v, char *err, size_t len)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n > 32 || v[0] == '-' || strspn(v, NAME_CHARS) != n)
+		return fail(err, len, "not a user or group name");
+	return 0;
+}
+
+static int
+check_facility(const char *v, char *err, size_t len)
+{
+	static const char *const names[] = {"mail", "daemon", "local0",
+	    "local1", "local2", "local3", "local4", "local5", "local6",
+	    "local7"};
+	size_t i;
+
+	for (i = 0; i < NELEM(names); i++)
+		if (strcmp(v, names[i]) == 0)
+			return 0;
+	return fail(err, len, "expected mail, daemon or local0..local7");
+}
+
+/* check_resolver - the forms dns.c's set_forwarder() takes */
+static int
+check_resolver(const char *v, char *err, size_t len)
+{
+	char host[INET6_ADDRSTRLEN + 8];
+	const char *port = NULL, *colon, *rb;
+	unsigned char tmp[16];
+	size_t hlen;
+	long pnum;
+	char *end;
+
+	if (v[0] == '[') {
+		if ((rb = strchr(v, ']')) == NULL ||
+		    (rb[1] != '\0' && rb[1] != ':'))
+			goto bad;
+		hlen = (size_t)(rb - v - 1);
+		if (hlen >= sizeof(host))
+			goto bad;
+		(void)memcpy(host, v + 1, hlen);
+		host[hlen] = '\0';
+		if (rb[1] == ':')
+			port = rb + 2;
+	} else if ((colon = strchr(v, ':')) != NULL &&
+	    strchr(colon + 1, ':') == NULL) {
+		if ((hlen = (size_t)(colon - v)) >= sizeof(host))
+			goto bad;
+		(void)memcpy(host, v, hlen);
+		host[hlen] = '\0';
+		port = colon + 1;
+	} else {
+		if (strlen(v) >= sizeof(host))
+			goto bad;
+		(void)strcpy(host, v);
+	}
+	if (inet_pton(AF_INET, host, tmp) != 1 &&
+	    inet_pton(AF_INET6, host, tmp) != 1)
+		return fail(err, len,
+		    "not an IP address (host names are not resolved here)");
+	if (port != NULL) {
+		errno = 0;
+		pnum = strtol(port, &end, 10);
+		if (*port == '\0' || *end != '\0' || errno != 0 || pnum < 1 ||
+		    pnum > 65535)
+			goto bad;
+	}
+	return 0;
+bad:
+	return fail(err, len, "expected IP, IPv4:PORT or [IPv6]:PORT");
+}
+
+static int
+check_engine(const char *v, char *err, size_t len)
+{
+	if (spf_engine_find(v) != NULL)
+		return 0;
+	cut(err, len, "unknown engine (this build has: %s)",
+	    spf_engine_names());
+	return -1;
+}
+
+static int
+check_hostname(const char *v, char *err, size_t len)
+{
+	if (host_ok(v))
+		return 0;
+	return fail(err, len, "not a host name");
+}
+
+static int
+check_explanation(const char *v, char *err, size_t len)
+{
+	char why[160];
+
+	if (spf_macro_check(v, strlen(v), true, why, sizeof(why)) == 0)
+		return 0;
+	cut(err, len, "not an SPF macro-string: %s", why);
+	return -1;
+}
+
+/* check_token - an RFC 2045 token, as RFC 8601 wants an authserv-id */
+static int
+check_token(const char *v, char *err, size_t len)
+{
+	const char *p;
+
+	for (p = v; *p != '\0'; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f ||
+		    strchr("()<>@,;:\\\"/[]?=", *p) != NULL)
+			break;
+	if (p == v || *p != '\0' || p - v > 255) {
+		cut(err, len,
+		    "not a token (no spaces, controls or ()<>@,;:\\\"/[]?=)");
+		return -1;
+	}
+	return 0;
+}
+
+/* check_header_name - RFC 5322 field name: printable, no ':' */
+static int
+check_header_name(const char *v, char *err, size_t len)
+{
+	const char *p;
+
+	for (p = v; *p != '\0'; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f ||
+		    *p == ':')
+			break;
+	if (p == v || *p != '\0' || p - v > 76)
+		return fail(err, len, "not a header field name");
+	return 0;
+}
+
+/*
+ * The option table applied.
+ */
+
+static const struct opt *
+opt_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NOPTS; i++)
+		if (strcmp(opts[i].name, name) == 0)
+			return &opts[i];
+	return NULL;
+}
+
+static char *
+host_name(void)
+{
+	char h[256];
+
+	if (gethostname(h, sizeof(h)) != 0 || h[0] == '\0')
+		return xstrdup("localhost");
+	h[sizeof(h) - 1] = '\0';
+	return xstrdup(h);
+}
+
+/* set_defaults - every table option to its default */
+static void
+set_defaults(struct conf *c)
+{
+	const struct opt *o;
+	char *base = (char *)c;
+
+	for (o = opts; o < opts + NOPTS; o++) {
+		switch (o->type) {
+		case OPT_STR:
+			*(char **)(base + o->off) = (o->flags & F_HOSTNAME)
+			    ? host_name()
+			    : o->def != NULL ? xstrdup(o->def)
+					     : NULL;
+			break;
+		case OPT_UINT:
+			*(unsigned *)(base + o->off) =
+			    (unsigned)strtoul(o->def, NULL, 10);
+			break;
+		case OPT_BOOL:
+			*(bool *)(base + o->off) = strcmp(o->def, "true") == 0;
+			break;
+		case OPT_OCTAL:
+			*(int *)(base + o->off) = -1;
+			break;
+		default: /* OPT_STRS: none; groups and policy: no field */
+			break;
+		}
+	}
+}
+
+static void
+add_str(struct ld *ld, const config_setting_t *s, const char *what,
+    const char *v, void *arg)
+{
+	const struct opt *o = arg;
+	char *base = (char *)ld->conf, err[200], q[80];
+	char ***vec = (char ***)(base + o->off);
+	size_t *n = (size_t *)(base + o->noff);
+
+	if (o->check != NULL && o->check(v, err, sizeof(err)) != 0) {
+		bad(ld, s, "%s: %s: %s", what, esc(v, q, sizeof(q)), err);
+		return;
+	}
+	*vec = xreallocarray(*vec, *n + 1, sizeof(**vec));
+	(*vec)[(*n)++] = xstrdup(v);
+}
+
+/* load_opt - one table option from its setting */
+static void
+load_opt(struct ld *ld, const struct opt *o, const config_setting_t *s)
+{
+	char *base = (char *)ld->conf, err[200], q[80], *end;
+	const char *v;
+	long long n;
+	long mode;
+	bool b;
+
+	switch (o->type) {
+	case OPT_STR:
+		if ((v = get_str(ld, s, o->name)) == NULL)
+			break;
+		if (o->check != NULL && o->check(v, err, sizeof(err)) != 0) {
+			bad(ld, s, "%s: %s: %s", o->name, esc(v, q, sizeof(q)),
+			    err);
+			break;
+		}
+		free(*(char **)(base + o->off));
+		*(char **)(base + o->off) = xstrdup(v);
+		break;
+	case OPT_UINT:
+		if (get_int(ld, s, o->name, o->min, o->max, &n) == 0)
+			*(unsigned *)(base + o->off) = (unsigned)n;
+		break;
+	case OPT_BOOL:
+		if (get_bool(ld, s, o->name, &b) == 0)
+			*(bool *)(base + o->off) = b;
+		break;
+	case OPT_OCTAL:
+		v = config_setting_type(s) == CONFIG_TYPE_STRING
+		    ? config_setting_get_string(s)
+		    : "";
+		mode = strtol(v, &end, 8);
+		if (*v == '\0' || *end != '\0' || strlen(v) > 4 ||
+		    strspn(v, "01234567") != strlen(v) || mode > 0777) {
+			bad(ld, s,
+			    "%s: expected an octal string such as \"0660\"",
+			    o->name);
+			break;
+		}
+		*(int *)(base + o->off) = (int)mode;
+		break;
+	case OPT_STRS:
+		each_string(ld, s, o->name, false, add_str, (void *)o);
+		break;
+	default:
+		break;
+	}
+}
+
+/* home_of - the option of another group named key, for a hint */
+static const struct opt *
+home_of(const char *key)
+{
+	size_t i, n = strlen(key), l;
+
+	for (i = 0; i < NOPTS; i++) {
+		l = strlen(opts[i].name);
+		if (l > n && opts[i].name[l - n - 1] == '.' &&
+		    strcmp(opts[i].name + l - n, key) == 0)
+			return &opts[i];
+	}
+	return NULL;
+}
+
+/* load_group - the table options in a group (root: prefix NULL) */
+static void
+load_group(struct ld *ld, const config_setting_t *g, const char *prefix)
+{
+	const config_setting_t *c;
+	const struct opt *o, *home;
+	char name[128];
+	int k;
+
+	for (k = 0; (c = config_setting_get_elem(g, (unsigned)k)) != NULL;
+	     k++) {
+		cut(name, sizeof(name), "%s%s%s", prefix != NULL ? prefix : "",
+		    prefix != NULL ? "." : "", config_setting_name(c));
+		if ((o = opt_find(name)) == NULL) {
+			home = home_of(config_setting_name(c));
+			bad(ld, c, "%s%sunknown key \"%.64s\"%s%s%s",
+			    prefix != NULL ? prefix : "",
+			    prefix != NULL ? ": " : "", config_setting_name(c),
+			    home != NULL ? " (did you mean " : "",
+			    home != NULL ? home->name : "",
+			    home != NULL ? "?)" : "");
+		} else if (o->type == OPT_GROUP) {
+			if (!config_setting_is_group(c))
+				bad(ld, c, "%s: expected a group { ... }",
+				    o->name);
+			else
+				load_group(ld, c, o->name);
+		} else if (o->type != OPT_POLICY)
+			load_opt(ld, o, c);
+	}
+}
+
+/* check_socket_options - socket_mode and socket_group need unix: */
+static void
+check_socket_options(struct ld *ld, const config_setting_t *root)
+{
+	static const char *const names[] = {"socket_mode", "socket_group"};
+	const config_setting_t *s;
+	const char *v;
+	size_t i;
+
+	/* as written: a bad unix: socket is an error of its own already */
+	s = config_setting_get_member(root, "socket");
+	v = s != NULL ? config_setting_get_string(s) : NULL;
+	if (strncmp(v != NULL ? v : ld->conf->socket, "unix:", 5) == 0)
+		return;
+	for (i = 0; i < NELEM(names); i++)
+		if ((s = config_setting_get_member(root, names[i])) != NULL)
+			bad(ld, s, "%s: only for a unix: socket", names[i]);
+}
+
+/*
+ * The policy: mode, trusted_networks, lists, rules and policy_sets.
+ */
+
+/* name_ok - rule and set names: short tokens for logs and traces */
+static bool
+name_ok(const char *v)
+{
+	size_t n = strlen(v);
+
+	return n > 0 && n <= NAME_MAX_LEN && strspn(v, NAME_CHARS ":") == n;
+}
+
+static int
+read_mode(struct ld *ld, const config_setting_t *s, const char *what)
+{
+	const char *v;
+	char q[80];
+
+	if ((v = get_str(ld, s, what)) == NULL)
+		return POLICY_ANY;
+	if (strcasecmp(v, "enforce") == 0)
+		return MODE_ENFORCE;
+	if (strcasecmp(v, "monitor") == 0)
+		return MODE_MONITOR;
+	bad(ld, s, "%s: %s is neither \"enforce\" nor \"monitor\"", what,
+	    esc(v, q, sizeof(q)));
+	return POLICY_ANY;
+}
+
+struct cidrs {
+	struct policy_cidr **v;
+	size_t *n;
+};
+
+static void
+push_cidrs(struct cidrs *c, const struct policy_cidr *nets, size_t n)
+{
+	*c->v = xreallocarray(*c->v, *c->n + n, sizeof(**c->v));
+	(void)memcpy(*c->v + *c->n, nets, n * sizeof(*nets));
+	*c->n += n;
+}
+
+static void
+add_cidr(struct ld *ld, const config_setting_t *s, const char *what,
+    const char *v, void *arg)
+{
+	struct policy_cidr net;
+	char q[80];
+
+	if (policy_cidr_parse(v, &net) != 0) {
+		bad(ld, s, "%s: %s is not an address or CIDR", what,
+		    esc(v, q, sizeof(q)));
+		return;
+	}
+	push_cidrs(arg, &net, 1);
+}
+
+static void
+add_pattern(struct ld *ld, const config_setting_t *s, const char *what,
+    const char *v, void *arg)
+{
+	struct policy_patterns *p = arg;
+	const char *c;
+	char q[80];
+
+	for (c = v; *c != '\0'; c++)
+		if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f)
+			break;
+	if (c == v || *c != '\0' || c - v > PATTERN_MAX_LEN) {
+		bad(ld, s,
+		    "%s: %s is not a pattern (1..%d printable characters, no "
+		    "spaces)",
+		    what, esc(v, q, sizeof(q)), PATTERN_MAX_LEN);
+		return;
+	}
+	p->pat = xreallocarray(p->pat, p->n + 1, sizeof(*p->pat));
+	p->pat[p->n++] = xstrdup(v);
+}
+
+static void
+add_client(struct ld *ld, const config_setting_t *s, const char *what,
+    const char *v, void *arg)
+{
+	struct policy_match *m = arg;
+	struct cidrs c = {&m->nets, &m->nnets};
+	struct policy_cidr net;
+	char q[80];
+	size_t i;
+
+	if (strcmp(v, "trusted") == 0) {
+		m->client_trusted = true;
+		return;
+	}
+	if (policy_cidr_parse(v, &net) == 0) {
+		push_cidrs(&c, &net, 1);
+		return;
+	}
+	for (i = 0; i < ld->nlists; i++)
+		if (strcmp(ld->lists[i].name, v) == 0) {
+			push_cidrs(&c, ld->lists[i].nets, ld->lists[i].n);
+			return;
+		}
+	bad(ld, s,
+	    "%s: %s is not \"trusted\", an address, a CIDR or a list defined "
+	    "in lists",
+	    what, esc(v, q, sizeof(q)));
+}
+
+static void
+add_result(struct ld *ld, const config_setting_t *s, const char *what,
+    const char *v, void *arg)
+{
+	enum spf_result r;
+	char q[80];
+
+	if (spf_result_parse(v, &r) != 0) {
+		bad(ld, s,
+		    "%s: %s is not an SPF result (pass, fail, softfail, "
+		    "neutral, none, temperror, permerror)",
+		    what, esc(v, q, sizeof(q)));
+		return;
+	}
+	*(unsigned *)arg |= 1u << r;
+}
+
+static void
+read_match(struct ld *ld, const config_setting_t *s, struct policy_match *m,
+    const char *rule)
+{
+	const struct match_key *k;
+	const config_setting_t *c;
+	char what[WHAT_LEN], lbl[WHAT_LEN];
+	char *field;
+	bool b;
+	int i;
+
+	cut(what, sizeof(what), "%s: match", rule);
+	if (!config_setting_is_group(s)) {
+		bad(ld, s, "%s: expected a group { ... }", what);
+		return;
+	}
+	for (i = 0; (c = config_setting_get_elem(s, (unsigned)i)) != NULL;
+	     i++) {
+		for (k = match_keys; k < match_keys + NELEM(match_keys); k++)
+			if (strcmp(config_setting_name(c), k->name) == 0)
+				break;
+		if (k == match_keys + NELEM(match_keys)) {
+			bad(ld, c, "%s: unknown key \"%.64s\"", what,
+			    config_setting_name(c));
+			continue;
+		}
+		(void)label(lbl, sizeof(lbl), what, k->name);
+		field = (char *)m + k->off;
+		switch (k->kind) {
+		case MK_CLIENT:
+			m->has_client = true;
+			each_string(ld, c, lbl, true, add_client, m);
+			break;
+		case MK_PATTERNS:
+			each_string(ld, c, lbl, true, add_pattern, field);
+			break;
+		case MK_BOOL:
+			if (get_bool(ld, c, lbl, &b) == 0)
+				*(int *)field = b;
+			break;
+		case MK_SPF:
+			each_string(ld, c, lbl, true, add_result, field);
+			break;
+		}
+	}
+}
+
+/* xcode_ok - an RFC 3463 code of a refusal: 4.X.Y or 5.X.Y */
+static bool
+xcode_ok(const char *v)
+{
+	unsigned a, b, d;
+	int end = 0;
+
+	return strspn(v, "0123456789.") == strlen(v) &&
+	    sscanf(v, "%1u.%3u.%3u%n", &a, &b, &d, &end) == 3 &&
+	    (size_t)end == strlen(v) && (a == 4 || a == 5);
+}
+
+/* read_codes - code, xcode and reply, which only refusals have */
+static void
+read_codes(struct ld *ld, const config_setting_t *s, struct policy_rule *r,
+    const char *what, bool action_ok)
+{
+	bool refuses = action_ok && policy_action_refuses(r->action);
+	int cls = r->action == ACT_TEMPFAIL ? 4 : 5;
+	char lbl[WHAT_LEN], err[200], q[80];
+	const config_setting_t *c;
+	const char *v;
+	long long n;
+
+	if ((c = config_setting_get_member(s, "code")) != NULL &&
+	    get_int(ld, c, label(lbl, sizeof(lbl), what, "code"), 400, 599,
+		&n) == 0 &&
+	    action_ok) {
+		if (!refuses)
+			bad(ld, c,
+			    "%s: only tempfail and reject rules send a code",
+			    lbl);
+		else if (n / 100 != cls)
+			bad(ld, c, "%s: a %s rule needs a %dxx code", lbl,
+			    policy_action_name(r->action), cls);
+		else
+			r->code = (int)n;
+	}
+	if ((c = config_setting_get_member(s, "xcode")) != NULL &&
+	    (v = get_str(ld, c, label(lbl, sizeof(lbl), what, "xcode"))) !=
+		NULL) {
+		if (!xcode_ok(v))
+			bad(ld, c,
+			    "%s: %s is not an enhanced status code 4.X.Y or "
+			    "5.X.Y (RFC 3463)",
+			    lbl, esc(v, q, sizeof(q)));
+		else if (action_ok && !refuses)
+			bad(ld, c,
+			    "%s: only tempfail and reject rules send a code",
+			    lbl);
+		else if (action_ok && v[0] - '0' != cls)
+			bad(ld, c,
+			    "%s: %s does not match the %dxx code of a %s rule",
+			    lbl, v, cls, policy_action_name(r->action));
+		else
+			r->xcode = xstrdup(v);
+	}
+	if ((c = config_setting_get_member(s, "reply")) != NULL &&
+	    (v = get_str(ld, c, label(lbl, sizeof(lbl), what, "reply"))) !=
+		NULL) {
+		if (policy_template_check(v, err, sizeof(err)) != 0)
+			bad(ld, c, "%s: %s", lbl, err);
+		else if (action_ok && !refuses)
+			bad(ld, c,
+			    "%s: only tempfail and reject rules send a reply",
+			    lbl);
+		else
+			r->reply = xstrdup(v);
+	}
+}
+
+/* read_name - a rule's or set's name: NULL (reported) when bad */
+static const char *
+read_name(struct ld *ld, const config_setting_t *s, const char *what,
+    const config_setting_t **at)
+{
+	char lbl[WHAT_LEN], q[80];
+	const char *v;
+
+	if ((*at = config_setting_get_member(s, "name")) == NULL) {
+		bad(ld, s, "%s: missing name", what);
+		return NULL;
+	}
+	if ((v = get_str(ld, *at, label(lbl, sizeof(lbl), what, "name"))) ==
+	    NULL)
+		return NULL;
+	if (!name_ok(v)) {
+		bad(ld, *at,
+		    "%s: %s is not a name (1..%d letters, digits or -_.:)", lbl,
+		    esc(v, q, sizeof(q)), NAME_MAX_LEN);
+		return NULL;
+	}
+	return v;
+}
+
+/* read_rule - one rule of a set; the set's array has room for it */
+static void
+read_rule(struct ld *ld, const config_setting_t *s, struct policy_set *set,
+    const char *where)
+{
+	struct policy_rule *r = &set->rules[set->nrules++];
+	const config_setting_t *c;
+	char what[WHAT_LEN], lbl[WHAT_LEN], q[80], place[PATH_MAX + 16];
+	bool action_ok = false;
+	const char *v;
+	size_t i;
+
+	r->match.null_sender = r->match.authenticated = POLICY_ANY;
+	r->file = file_name(ld, config_setting_source_file(s));
+	r->line = (int)config_setting_source_line(s);
+	cut(what, sizeof(what), "%srule #%zu", where, set->nrules);
+	if (!config_setting_is_group(s)) {
+		bad(ld, s, "%s: expected a group { name = ...; action = ...; }",
+		    what);
+		return;
+	}
+	if ((v = read_name(ld, s, what, &c)) != NULL) {
+		for (i = 0; i + 1 < set->nrules; i++) {
+			const struct policy_rule *o = &set->rules[i];
+
+			if (o->name == NULL || strcasecmp(o->name, v) != 0)
+				continue;
+			if (strcmp(o->file, r->file) == 0)
+				cut(place, sizeof(place), "line %d", o->line);
+			else
+				cut(place, sizeof(place), "%s:%d", o->file,
+				    o->line);
+			bad(ld, c, "%sduplicate rule name \"%s\" (first at %s)",
+			    where, v, place);
+		}
+		r->name = xstrdup(v);
+		cut(what, sizeof(what), "%srule \"%s\"", where, v);
+	}
+	check_keys(ld, s, what, rule_keys, NELEM(rule_keys));
+	if ((c = config_setting_get_member(s, "action")) == NULL)
+		bad(ld, s, "%s: missing action", what);
+	else if ((v = get_str(ld, c,
+		      label(lbl, sizeof(lbl), what, "action"))) == NULL)
+		;
+	else if (policy_action_parse(v, &r->action) != 0)
+		bad(ld, c,
+		    "%s: %s is not an action (accept, tag, quarantine, "
+		    "tempfail, reject)",
+		    lbl, esc(v, q, sizeof(q)));
+	else
+		action_ok = true;
+	if ((c = config_setting_get_member(s, "shadow")) != NULL)
+		(void)get_bool(ld, c, label(lbl, sizeof(lbl), what, "shadow"),
+		    &r->shadow);
+	read_codes(ld, s, r, what, action_ok);
+	if ((c = config_setting_get_member(s, "match")) != NULL)
+		read_match(ld, c, &r->match, what);
+}
+
+/* is_list - ( ... ), or an empty [ ] that means the same */
+static bool
+is_list(const config_setting_t *s)
+{
+	return config_setting_is_list(s) ||
+	    (config_setting_is_array(s) && config_setting_length(s) == 0);
+}
+
+/* read_rules - a list of rules into a set */
+static void
+read_rules(struct ld *ld, const config_setting_t *s, struct policy_set *set,
+    const char *where)
+{
+	int i, n;
+
+	if (!is_list(s)) {
+		bad(ld, s, "%srules: expected a list ( { ... }, { ... } )",
+		    where);
+		return;
+	}
+	n = config_setting_length(s);
+	set->rules = xcalloc((size_t)n, sizeof(*set->rules));
+	for (i = 0; i < n; i++)
+		read_rule(ld, config_setting_get_elem(s, (unsigned)i), set,
+		    where);
+}
+
+/* domains_unique - a recipient domain pattern chooses one set only */
+static void
+domains_unique(struct ld *ld, const config_setting_t *s, struct policy *p)
+{
+	const struct policy_set *set = &p->sets[p->nsets - 1], *o;
+	size_t i, j, k;
+
+	for (i = 0; i < set->rcpt_domains.n; i++)
+		for (o = &p->sets[1]; o < set; o++)
+			for (j = 0, k = 0; j < o->rcpt_domains.n && k == 0; j++)
+				if (strcasecmp(o->rcpt_domains.pat[j],
+					set->rcpt_domains.pat[i]) == 0) {
+					bad(ld, s,
+					    "recipient domain \"%s\" is "
+					    "already in policy set \"%s\"",
+					    set->rcpt_domains.pat[i],
+					    o->name != NULL ? o->name : "?");
+					k = 1;
+				}
+}
+
+/* read_set - one entry of policy_sets; p->sets has room for it */
+static void
+read_set(struct ld *ld, const config_setting_t *s, struct policy *p)
+{
+	struct policy_set *set = &p->sets[p->nsets++];
+	const config_setting_t *c;
+	char what[WHAT_LEN], lbl[WHAT_LEN], where[WHAT_LEN];
+	const char *v;
+	size_t i;
+
+	set->mode = POLICY_ANY;
+	cut(what, sizeof(what), "policy set #%zu", p->nsets - 1);
+	if (!config_setting_is_group(s)) {
+		bad(ld, s, "%s: expected a group { name = ...; ... }", what);
+		return;
+	}
+	if ((v = read_name(ld, s, what, &c)) != NULL) {
+		for (i = 0; i + 1 < p->nsets; i++)
+			if (p->sets[i].name != NULL &&
+			    strcasecmp(p->sets[i].name, v) == 0)
+				bad(ld, c, "duplicate policy set name \"%s\"",
+				    v);
+		set->name = xstrdup(v);
+		cut(what, sizeof(what), "policy set \"%s\"", v);
+	}
+	check_keys(ld, s, what, set_keys, NELEM(set_keys));
+	if ((c = config_setting_get_member(s, "recipient_domains")) == NULL)
+		bad(ld, s, "%s: missing recipient_domains", what);
+	else {
+		each_string(ld, c,
+		    label(lbl, sizeof(lbl), what, "recipient_domains"), true,
+		    add_pattern, &set->rcpt_domains);
+		domains_unique(ld, c, p);
+	}
+	if ((c = config_setting_get_member(s, "mode")) != NULL)
+		set->mode =
+		    read_mode(ld, c, label(lbl, sizeof(lbl), what, "mode"));
+	cut(where, sizeof(where), "%.150s: ", what);
+	if ((c = config_setting_get_member(s, "rules")) != NULL)
+		read_rules(ld, c, set, where);
+}
+
+static void
+add_list_cidr(struct ld *ld, const config_setting_t *s, const char *what,
+    const char *v, void *arg)
+{
+	struct named_list *l = arg;
+	struct cidrs c = {&l->nets, &l->n};
+
+	add_cidr(ld, s, what, v, &c);
+}
+
+/* read_lists - lists = { NAME = [ CIDR, ... ]; ... } */
+static void
+read_lists(struct ld *ld, const config_setting_t *s)
+{
+	const config_setting_t *c;
+	struct named_list *l;
+	char lbl[WHAT_LEN];
+	int i, n;
+
+	if (!config_setting_is_group(s)) {
+		bad(ld, s, "lists: expected a group { NAME = [ ... ]; }");
+		return;
+	}
+	n = config_setting_length(s);
+	ld->lists = xcalloc((size_t)n, sizeof(*ld->lists));
+	for (i = 0; i < n; i++) {
+		c = config_setting_get_elem(s, (unsigned)i);
+		l = &ld->lists[ld->nlists++];
+		l->name = config_setting_name(c);
+		(void)label(lbl, sizeof(lbl), "lists", l->name);
+		if (strcmp(l->name, "trusted") == 0)
+			bad(ld, c,
+			    "%s: \"trusted\" is reserved for trusted_networks",
+			    lbl);
+		each_string(ld, c, lbl, false, add_list_cidr, l);
+	}
+}
+
+/* read_trusted - trusted_networks, or the table's default */
+static void
+read_trusted(struct ld *ld, const config_setting_t *root, struct policy *p)
+{
+	struct cidrs c = {&p->trusted, &p->ntrusted};
+	struct policy_cidr net;
+	const config_setting_t *s;
+	const char *d, *e;
+	char tmp[64];
+
+	if ((s = config_setting_get_member(root, "trusted_networks")) != NULL) {
+		each_string(ld, s, "trusted_networks", false, add_cidr, &c);
+		return;
+	}
+	/* the default: the strings between quotes of the table's text */
+	for (d = opt_find("trusted_networks")->def;
+	     (d = strchr(d, '"')) != NULL; d = e + 1) {
+		e = strchr(++d, '"');
+		cut(tmp, sizeof(tmp), "%.*s", (int)(e - d), d);
+		if (policy_cidr_parse(tmp, &net) == 0)
+			push_cidrs(&c, &net, 1);
+	}
+}
+
+static void
+load_policy(struct ld *ld, const config_setting_t *root)
+{
+	struct policy *p = xcalloc(1, sizeof(*p));
+	const config_setting_t *s, *sets;
+	int i, n = 0, mode;
+
+	ld->conf->policy = p;
+	p->mode = MODE_ENFORCE;
+	if ((s = config_setting_get_member(root, "mode")) != NULL &&
+	    (mode = read_mode(ld, s, "mode")) != POLICY_ANY)
+		p->mode = (enum policy_mode)mode;
+	read_trusted(ld, root, p);
+	if ((s = config_setting_get_member(root, "lists")) != NULL)
+		read_lists(ld, s);
+	if ((sets = config_setting_get_member(root, "policy_sets")) != NULL) {
+		if (is_list(sets))
+			n = config_setting_length(sets);
+		else
+			bad(ld, sets,
+			    "policy_sets: expected a list ( { ... }, { ... } "
+			    ")");
+	}
+	p->sets = xcalloc((size_t)n + 1, sizeof(*p->sets));
+	p->nsets = 1;
+	p->sets[0].name = xstrdup("default");
+	p->sets[0].mode = POLICY_ANY;
+	if ((s = config_setting_get_member(root, "rules")) != NULL)
+		read_rules(ld, s, &p->sets[0], "");
+	for (i = 0; i < n; i++)
+		read_set(ld, config_setting_get_elem(sets, (unsigned)i), p);
+}
+
+static void
+conf_free(struct conf *c)
+{
+	const struct opt *o;
+	char *base = (char *)c;
+	size_t i, n;
+	char **v;
+
+	for (o = opts; o < opts + NOPTS; o++) {
+		if (o->type == OPT_STR)
+			free(*(char **)(base + o->off));
+		else if (o->type == OPT_STRS) {
+			v = *(char ***)(base + o->off);
+			n = *(size_t *)(base + o->noff);
+			for (i = 0; i < n; i++)
+				free(v[i]);
+			free(v);
+		}
+	}
+	policy_free(c->policy);
+	free(c->file);
+	free(c);
+}
+
+/* dir_of - the directory of a path, "." for a bare name */
+static char *
+dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		return xstrdup(".");
+	if (slash == path)
+		return xstrdup("/");
+	return xstrndup(path, (size_t)(slash - path));
+}
+
+struct conf *
+conf_load(const char *path, struct buf *errors)
+{
+	struct ld ld;
+	config_t cf;
+	FILE *fp;
+	size_t i;
+
+	memset(&ld, 0, sizeof(ld));
+	ld.errors = errors;
+	ld.path = path;
+	ld.dir = dir_of(path);
+	ld.conf = xcalloc(1, sizeof(*ld.conf));
+	ld.conf->refs = 1;
+	ld.conf->file = xstrdup(path);
+	set_defaults(ld.conf);
+	config_init(&cf);
+	config_set_include_dir(&cf, ld.dir);
+	/* libconfig says only "file I/O error": ask for the reason first */
+	if ((fp = fopen(path, "r")) == NULL) {
+		buf_addf(errors, "%s: %s\n", path, strerror(errno));
+		ld.nerrors++;
+	} else {
+		(void)fclose(fp);
+		if (config_read_file(&cf, path) != CONFIG_TRUE)
+			error_at(&ld, config_error_file(&cf),
+			    config_error_line(&cf), "%s",
+			    config_error_text(&cf));
+		else {
+			load_group(&ld, config_root_setting(&cf), NULL);
+			check_socket_options(&ld, config_root_setting(&cf));
+			load_policy(&ld, config_root_setting(&cf));
+		}
+	}
+	config_destroy(&cf);
+	for (i = 0; i < ld.nlists; i++)
+		free(ld.lists[i].nets);
+	free(ld.lists);
+	free(ld.dir);
+	if (ld.nerrors > 0) {
+		conf_free(ld.conf);
+		return NULL;
+	}
+	return ld.conf;
+}
+
+struct conf *
+conf_ref(struct conf *c)
+{
+	(void)__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+	return c;
+}
+
+void
+conf_unref(struct conf *c)
+{
+	if (c != NULL && __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		conf_free(c);
+}
+
+static void
+describe_keys(struct buf *out, const char *title, const struct key *k, size_t n)
+{
+	size_t i;
+
+	buf_addf(out, "%s\n\n", title);
+	for (i = 0; i < n; i++)
+		buf_addf(out, "  %s (%s)\n\t%s\n\n", k[i].name, k[i].syntax,
+		    k[i].meaning);
+}
+
+void
+conf_describe(struct buf *out)
+{
+	static const char *const types[] = {[OPT_GROUP] = "group",
+	    [OPT_STR] = "string",
+	    [OPT_UINT] = "integer",
+	    [OPT_BOOL] = "boolean",
+	    [OPT_STRS] = "string or list of strings",
+	    [OPT_OCTAL] = "octal string"};
+	const struct match_key *m;
+	const struct opt *o;
+
+	for (o = opts; o < opts + NOPTS; o++) {
+		buf_addf(out, "%s (%s", o->name,
+		    o->type == OPT_POLICY ? o->syntax : types[o->type]);
+		if (o->type == OPT_UINT)
+			buf_addf(out, " %ld..%ld", o->min, o->max);
+		if (o->flags & F_HOSTNAME)
+			buf_adds(out, ", default: the host name");
+		else if (o->def != NULL && o->type == OPT_STR)
+			buf_addf(out, ", default \"%s\"", o->def);
+		else if (o->def != NULL)
+			buf_addf(out, ", default %s", o->def);
+		buf_addf(out, ")\n\t%s\n\n", o->meaning);
+	}
+	describe_keys(out,
+	    "A rule, in rules and in a policy set's rules:", rule_keys,
+	    NELEM(rule_keys));
+	buf_adds(out,
+	    "Conditions of a rule's match group, all of which must hold; each "
+	    "takes a\nstring or a list of strings (any may match) unless it "
+	    "says boolean:\n\n");
+	for (m = match_keys; m < match_keys + NELEM(match_keys); m++)
+		buf_addf(out, "  %s\n\t%s\n\n", m->name, m->meaning);
+	describe_keys(out, "A policy set, in policy_sets:", set_keys,
+	    NELEM(set_keys));
+}

@@ -1,0 +1,329 @@
+/*
+ * declog.c - the decision log writer and the format of its lines.
+ *
+ * The file is opened O_WRONLY|O_APPEND|O_CREAT|O_CLOEXEC; each line goes
+ * out in one write() of the whole line and its newline, under a mutex that
+ * only orders our own threads (O_APPEND orders other processes). A short
+ * or failed write is counted; the mutex is never held across anything but
+ * that write. Reopening swaps the descriptor under the same mutex.
+ *
+ * Every string in a line is written by buf_add_json(), which escapes every
+ * byte outside printable ASCII: a HELO or address with CR, LF or NUL in it
+ * cannot split or forge a line.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "declog.h"
+#include "log.h"
+#include "xalloc.h"
+
+#define REPORT_EVERY 60 /* seconds between reports of failed writes */
+
+struct declog {
+	pthread_mutex_t mu;
+	char *path;
+	int fd;
+	unsigned long written;
+	unsigned long failures;
+	time_t reported; /* last failure report */
+	unsigned long unreported;
+};
+
+static int
+open_log(const char *path)
+{
+	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+}
+
+struct declog *
+declog_open(const char *path, char *err, size_t errlen)
+{
+	struct declog *d;
+	int fd;
+
+	if ((fd = open_log(path)) == -1) {
+		(void)snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	d = xcalloc(1, sizeof(*d));
+	(void)pthread_mutex_init(&d->mu, NULL);
+	d->path = xstrdup(path);
+	d->fd = fd;
+	return d;
+}
+
+int
+declog_reopen(struct declog *d)
+{
+	int fd, old;
+
+	if ((fd = open_log(d->path)) == -1) {
+		log_warn("decision log %s: cannot reopen, keeping the old file",
+		    d->path);
+		return -1;
+	}
+	(void)pthread_mutex_lock(&d->mu);
+	old = d->fd;
+	d->fd = fd;
+	(void)pthread_mutex_unlock(&d->mu);
+	(void)close(old);
+	return 0;
+}
+
+void
+declog_close(struct declog *d)
+{
+	if (d == NULL)
+		return;
+	(void)close(d->fd);
+	(void)pthread_mutex_destroy(&d->mu);
+	free(d->path);
+	free(d);
+}
+
+void
+declog_write(struct declog *d, const char *line, size_t len)
+{
+	struct buf b;
+	ssize_t n;
+	int saved = 0;
+	bool report = false;
+	unsigned long count = 0;
+	time_t now;
+
+	buf_init(&b);
+	buf_add(&b, line, len);
+	buf_addc(&b, '\n');
+	(void)pthread_mutex_lock(&d->mu);
+	n = write(d->fd, b.data, b.len);
+	if (n == (ssize_t)b.len)
+		d->written++;
+	else {
+		saved = n == -1 ? errno : ENOSPC;
+		d->failures++;
+		d->unreported++;
+		now = time(NULL);
+		if (now - d->reported >= REPORT_EVERY) {
+			report = true;
+			count = d->unreported;
+			d->unreported = 0;
+			d->reported = now;
+		}
+	}
+	(void)pthread_mutex_unlock(&d->mu);
+	buf_free(&b);
+	if (report) {
+		errno = saved;
+		log_warn("decision log %s: %lu line(s) not written", d->path,
+		    count);
+	}
+}
+
+void
+declog_get_stats(struct declog *d, struct declog_stats *st)
+{
+	(void)pthread_mutex_lock(&d->mu);
+	st->written = d->written;
+	st->failures = d->failures;
+	(void)pthread_mutex_unlock(&d->mu);
+}
+
+static void
+key(struct buf *b, const char *k)
+{
+	if (b->len > 1)
+		buf_addc(b, ',');
+	buf_add_jsons(b, k);
+	buf_addc(b, ':');
+}
+
+static void
+kv(struct buf *b, const char *k, const char *v)
+{
+	key(b, k);
+	buf_add_jsons(b, v);
+}
+
+/* spf_json - one identity's result, or null */
+static void
+spf_json(struct buf *b, const char *k, const struct spf_response *r)
+{
+	key(b, k);
+	if (r == NULL) {
+		buf_adds(b, "null");
+		return;
+	}
+	buf_adds(b, "{\"result\":");
+	buf_add_jsons(b, spf_result_name(r->result));
+	buf_adds(b, ",\"domain\":");
+	buf_add_jsons(b, r->domain);
+	buf_adds(b, ",\"mechanism\":");
+	buf_add_jsons(b, r->mechanism);
+	buf_adds(b, ",\"problem\":");
+	buf_add_jsons(b, r->problem);
+	buf_adds(b, ",\"explanation\":");
+	buf_add_jsons(b, r->explanation);
+	buf_addf(b,
+	    ",\"lookups\":%u,\"void_lookups\":%u,\"dns_queries\":%u,"
+	    "\"elapsed_ms\":%ld}",
+	    r->lookups, r->void_lookups, r->dns_queries, r->elapsed_ms);
+}
+
+static void
+time_json(struct buf *b, const struct timespec *ts)
+{
+	struct tm tm;
+	char tmp[40];
+
+	(void)gmtime_r(&ts->tv_sec, &tm);
+	(void)strftime(tmp, sizeof(tmp), "%Y-%m-%dT%H:%M:%S", &tm);
+	key(b, "time");
+	buf_addf(b, "\"%s.%03ldZ\"", tmp, ts->tv_nsec / 1000000L);
+}
+
+void
+declog_format(const struct decision *d, struct buf *b)
+{
+	const struct policy_verdict *v = d->verdict;
+	const struct policy_facts *f = d->facts;
+	size_t i;
+
+	buf_addc(b, '{');
+	time_json(b, &d->when);
+	kv(b, "queue_id", d->queue_id);
+	kv(b, "conn_id", d->conn_id);
+	kv(b, "client_ip", d->client_ip);
+	kv(b, "client_name", d->client_name);
+	key(b, "trusted");
+	buf_adds(b, d->trusted ? "true" : "false");
+	kv(b, "helo", d->helo);
+	kv(b, "sender", d->sender);
+	key(b, "recipients");
+	buf_addc(b, '[');
+	for (i = 0; i < d->nrcpts; i++) {
+		if (i > 0)
+			buf_addc(b, ',');
+		buf_add_jsons(b, d->rcpts[i]);
+	}
+	buf_addc(b, ']');
+	kv(b, "auth", d->auth_user);
+	key(b, "spf");
+	if (f != NULL && f->have_spf) {
+		buf_adds(b, "{\"result\":");
+		buf_add_jsons(b, spf_result_name(f->spf));
+		buf_adds(b, ",\"identity\":");
+		buf_add_jsons(b, spf_identity_name(f->spf_identity));
+		buf_addc(b, '}');
+	} else
+		buf_adds(b, "null");
+	spf_json(b, "spf_helo", d->spf_helo);
+	spf_json(b, "spf_mfrom", d->spf_mfrom);
+	kv(b, "policy_set", v != NULL && v->set != NULL ? v->set->name : NULL);
+	kv(b, "rule", v != NULL && v->rule != NULL ? v->rule->name : NULL);
+	kv(b, "action", v != NULL ? policy_action_name(v->action) : "accept");
+	kv(b, "would", v != NULL ? policy_action_name(v->would) : "accept");
+	key(b, "reply");
+	if (v != NULL && v->text != NULL && policy_action_refuses(v->would)) {
+		buf_addf(b, "{\"code\":%d,\"xcode\":", v->code);
+		buf_add_jsons(b, v->xcode);
+		buf_adds(b, ",\"text\":");
+		buf_add_jsons(b, v->text);
+		buf_addc(b, '}');
+	} else
+		buf_adds(b, "null");
+	key(b, "shadow");
+	buf_addc(b, '[');
+	for (i = 0; v != NULL && i < v->nshadows; i++) {
+		if (i > 0)
+			buf_addc(b, ',');
+		buf_adds(b, "{\"rule\":");
+		buf_add_jsons(b, v->shadows[i].rule);
+		buf_adds(b, ",\"action\":");
+		buf_add_jsons(b, policy_action_name(v->shadows[i].action));
+		buf_addc(b, '}');
+	}
+	buf_addc(b, ']');
+	key(b, "trace");
+	buf_addc(b, '[');
+	for (i = 0; v != NULL && i < v->ntrace; i++) {
+		if (i > 0)
+			buf_addc(b, ',');
+		buf_adds(b, "{\"rule\":");
+		buf_add_jsons(b, v->trace[i].rule);
+		buf_addf(b, ",\"matched\":%s,\"why\":",
+		    v->trace[i].matched ? "true" : "false");
+		buf_add_jsons(b, v->trace[i].why);
+		buf_addc(b, '}');
+	}
+	buf_addc(b, ']');
+	kv(b, "mode", d->mode);
+	key(b, "elapsed_ms");
+	buf_addf(b, "%ld", d->elapsed_ms);
+	buf_addc(b, '}');
+}
+
+/* text - a syslog-safe value: printable ASCII, bounded */
+static void
+text(struct buf *b, const char *s)
+{
+	size_t n;
+
+	if (s == NULL) {
+		buf_adds(b, "-");
+		return;
+	}
+	for (n = 0; *s != '\0' && n < 200; s++, n++)
+		buf_addc(b,
+		    (unsigned char)*s > 0x20 && (unsigned char)*s < 0x7f ? *s
+									 : '?');
+}
+
+void
+declog_format_syslog(const struct decision *d, struct buf *b)
+{
+	const struct policy_verdict *v = d->verdict;
+	const struct policy_facts *f = d->facts;
+	size_t i;
+
+	text(b, d->queue_id != NULL ? d->queue_id : "NOQUEUE");
+	buf_adds(b, ": action=");
+	buf_adds(b, v != NULL ? policy_action_name(v->action) : "accept");
+	if (v != NULL && v->would != v->action) {
+		buf_adds(b, " would=");
+		buf_adds(b, policy_action_name(v->would));
+	}
+	buf_adds(b, " rule=");
+	text(b, v != NULL && v->rule != NULL ? v->rule->name : NULL);
+	buf_adds(b, " spf=");
+	if (f != NULL && f->have_spf) {
+		buf_adds(b, spf_result_name(f->spf));
+		buf_addc(b, '/');
+		buf_adds(b, spf_identity_name(f->spf_identity));
+	} else
+		buf_adds(b, "-");
+	buf_adds(b, " client=");
+	text(b, d->client_ip);
+	buf_adds(b, " helo=");
+	text(b, d->helo);
+	buf_adds(b, " from=<");
+	text(b, d->sender);
+	buf_adds(b, "> rcpt=");
+	for (i = 0; i < d->nrcpts; i++) {
+		if (i > 0)
+			buf_addc(b, ',');
+		buf_addc(b, '<');
+		text(b, d->rcpts[i]);
+		buf_addc(b, '>');
+	}
+	if (v != NULL && v->text != NULL && policy_action_refuses(v->would))
+		buf_addf(b, " reply=%d/%s", v->code, v->xcode);
+}
