@@ -33,6 +33,7 @@
 
 #include "buf.h"
 #include "conf.h"
+#include "conf_check.h"
 #include "policy.h"
 #include "spf.h"
 #include "spf_macro.h"
@@ -68,17 +69,6 @@ struct opt {
 	const char *meaning;
 };
 
-static int check_socket(const char *, char *, size_t);
-static int check_path(const char *, char *, size_t);
-static int check_account(const char *, char *, size_t);
-static int check_facility(const char *, char *, size_t);
-static int check_resolver(const char *, char *, size_t);
-static int check_engine(const char *, char *, size_t);
-static int check_hostname(const char *, char *, size_t);
-static int check_explanation(const char *, char *, size_t);
-static int check_token(const char *, char *, size_t);
-static int check_header_name(const char *, char *, size_t);
-
 /* Table rows: STR(name, default, field, checker, flags, meaning) etc. */
 #define F(field) offsetof(struct conf, field)
 /* clang-format off */
@@ -92,53 +82,53 @@ static int check_header_name(const char *, char *, size_t);
 /* clang-format on */
 
 static const struct opt opts[] = {
-    STR("socket", CONF_DEFAULT_SOCKET, socket, check_socket, 0,
+    STR("socket", CONF_DEFAULT_SOCKET, socket, conf_check_socket, 0,
 	"Where the MTA connects: inet:PORT@HOST, inet6:PORT@HOST or unix:PATH "
 	"(a unix socket is best for Sendmail)."),
-    STR("pidfile", NULL, pidfile, check_path, 0,
+    STR("pidfile", NULL, pidfile, conf_check_path, 0,
 	"File the daemon writes its process id to; unset: none."),
-    STR("user", NULL, user, check_account, 0,
+    STR("user", NULL, user, conf_check_account, 0,
 	"User the daemon runs as once its socket is open; unset: it stays who "
 	"started it."),
-    STR("group", NULL, group, check_account, 0,
+    STR("group", NULL, group, conf_check_account, 0,
 	"Group the daemon runs as; unset: the user's own group."),
     {"socket_mode", OPT_OCTAL, NULL, 0, 0777, F(socket_mode), 0, NULL, 0, NULL,
 	"Permissions of a unix socket, an octal string such as \"0660\"; "
 	"unset: what the umask leaves."},
-    STR("socket_group", NULL, socket_group, check_account, 0,
+    STR("socket_group", NULL, socket_group, conf_check_account, 0,
 	"Group of a unix socket (the MTA's, e.g. postfix); unset: the "
 	"daemon's."),
-    STR("decision_log", NULL, decision_log, check_path, 0,
+    STR("decision_log", NULL, decision_log, conf_check_path, 0,
 	"Decision log file, one JSON object per decision (reopened on "
 	"SIGUSR1); unset: none."),
-    STR("syslog_facility", "mail", syslog_facility, check_facility, 0,
+    STR("syslog_facility", "mail", syslog_facility, conf_check_facility, 0,
 	"Syslog facility: mail, daemon or local0 to local7."),
     UINT("workers", "64", 1, 1024, workers,
 	"Most threads evaluating SPF at the same time."),
     GROUP("dns", "DNS settings."),
     {"dns.resolvers", OPT_STRS, NULL, 0, 0, F(resolvers), F(nresolvers),
-	check_resolver, 0, NULL,
+	conf_check_resolver, 0, NULL,
 	"Resolvers to ask, IP addresses: \"IP\", \"IPv4:PORT\" or "
 	"\"[IPv6]:PORT\"; unset: those of /etc/resolv.conf."},
     UINT("dns.timeout_ms", "5000", 100, 60000, dns_timeout_ms,
 	"Time allowed for one DNS query, in milliseconds."),
     GROUP("spf", "SPF settings."),
-    STR("spf.engine", "builtin", spf_engine, check_engine, 0,
+    STR("spf.engine", "builtin", spf_engine, conf_check_engine, 0,
 	"SPF evaluator: builtin (RFC 7208 complete), or libspf2 where built."),
     UINT("spf.deadline_ms", "20000", 500, 120000, spf_deadline_ms,
 	"Time allowed for one whole SPF evaluation, in milliseconds (RFC 7208 "
 	"4.6.4: at least 20 seconds)."),
-    STR("spf.receiver", NULL, receiver, check_hostname, F_HOSTNAME,
+    STR("spf.receiver", NULL, receiver, conf_check_hostname, F_HOSTNAME,
 	"This host's name, for the %{r} macro and Received-SPF receiver=."),
-    STR("spf.default_explanation", NULL, default_explanation, check_explanation,
-	0,
+    STR("spf.default_explanation", NULL, default_explanation,
+	conf_check_explanation, 0,
 	"Explanation of an SPF fail when the domain gives none (an SPF "
 	"macro-string); unset: none."),
     BOOL("spf.helo_check", "true", helo_check,
 	"Check the HELO identity too (RFC 7208 2.3); a HELO fail decides "
 	"before MAIL FROM."),
     GROUP("headers", "Headers added to delivered mail."),
-    STR("headers.authserv_id", NULL, authserv_id, check_token, F_HOSTNAME,
+    STR("headers.authserv_id", NULL, authserv_id, conf_check_token, F_HOSTNAME,
 	"authserv-id of Authentication-Results (RFC 8601); incoming copies "
 	"carrying it are forged."),
     BOOL("headers.auth_results", "true", add_auth_results,
@@ -148,8 +138,9 @@ static const struct opt opts[] = {
     BOOL("headers.remove_forged", "true", remove_forged_ar,
 	"Remove incoming Authentication-Results headers that carry our "
 	"authserv-id."),
-    STR("headers.tag_header", "X-Spfguard-Tag", tag_header, check_header_name,
-	0, "Header a tag rule adds (its value names the rule)."),
+    STR("headers.tag_header", "X-Spfguard-Tag", tag_header,
+	conf_check_header_name, 0,
+	"Header a tag rule adds (its value names the rule)."),
     POLICY("mode", "\"enforce\"", "string",
 	"enforce, or monitor: decide and log, never refuse or quarantine."),
     POLICY("trusted_networks", "[ \"127.0.0.0/8\", \"::1/128\" ]",
@@ -417,227 +408,6 @@ check_keys(struct ld *ld, const config_setting_t *s, const char *what,
 			bad(ld, c, "%s: unknown key \"%.64s\"", what,
 			    config_setting_name(c));
 	}
-}
-
-/*
- * The option table's checkers: 0, or -1 with the reason in err.
- */
-
-static int
-fail(char *err, size_t len, const char *why)
-{
-	cut(err, len, "%s", why);
-	return -1;
-}
-
-/* host_ok - a plausible host name: letters, digits, '-', '_', '.' */
-static bool
-host_ok(const char *v)
-{
-	size_t n = strlen(v);
-
-	return n > 0 && n <= 253 && strspn(v, NAME_CHARS) == n && v[0] != '.' &&
-	    v[0] != '-';
-}
-
-static int
-check_socket(const char *v, char *err, size_t len)
-{
-	const char *p, *at;
-	unsigned char tmp[16];
-	int family;
-	long port;
-	char *end;
-
-	if (strncmp(v, "unix:", 5) == 0) {
-		if (v[5] != '/')
-			return fail(err, len,
-			    "unix:PATH needs an absolute path");
-		if (strlen(v + 5) >=
-		    sizeof(((struct sockaddr_un *)0)->sun_path))
-			return fail(err, len, "socket path too long");
-		return 0;
-	}
-	if (strncmp(v, "inet:", 5) == 0) {
-		family = AF_INET;
-		p = v + 5;
-	} else if (strncmp(v, "inet6:", 6) == 0) {
-		family = AF_INET6;
-		p = v + 6;
-	} else
-		return fail(err, len,
-		    "expected inet:PORT@HOST, inet6:PORT@HOST or unix:PATH");
-	errno = 0;
-	port = strtol(p, &end, 10);
-	if (end == p || (*end != '@' && *end != '\0') || errno != 0 ||
-	    port < 1 || port > 65535) {
-		cut(err, len, "expected a port 1..65535 after \"inet%s:\"",
-		    family == AF_INET ? "" : "6");
-		return -1;
-	}
-	if ((at = end)[0] == '\0' || at[1] == '\0') {
-		cut(err, len, "no @HOST (@%s listens on every address)",
-		    family == AF_INET ? "0.0.0.0" : "::");
-		return -1;
-	}
-	/* a name has a letter: "127.0.0.1" after inet6: is a mistake */
-	if (inet_pton(family, at + 1, tmp) != 1 &&
-	    (!host_ok(at + 1) || strpbrk(at + 1, LETTERS) == NULL)) {
-		cut(err, len,
-		    "\"%.64s\" is not an IPv%d address or a host name", at + 1,
-		    family == AF_INET ? 4 : 6);
-		return -1;
-	}
-	return 0;
-}
-
-static int
-check_path(const char *v, char *err, size_t len)
-{
-	const char *p;
-
-	for (p = v; *p != '\0'; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			break;
-	if (v[0] != '/' || *p != '\0' || strlen(v) >= PATH_MAX)
-		return fail(err, len, "expected an absolute path");
-	return 0;
-}
-
-static int
-check_account(const char *v, char *err, size_t len)
-{
-	size_t n = strlen(v);
-
-	if (n == 0 || n > 32 || v[0] == '-' || strspn(v, NAME_CHARS) != n)
-		return fail(err, len, "not a user or group name");
-	return 0;
-}
-
-static int
-check_facility(const char *v, char *err, size_t len)
-{
-	static const char *const names[] = {"mail", "daemon", "local0",
-	    "local1", "local2", "local3", "local4", "local5", "local6",
-	    "local7"};
-	size_t i;
-
-	for (i = 0; i < NELEM(names); i++)
-		if (strcmp(v, names[i]) == 0)
-			return 0;
-	return fail(err, len, "expected mail, daemon or local0..local7");
-}
-
-/* check_resolver - the forms dns.c's set_forwarder() takes */
-static int
-check_resolver(const char *v, char *err, size_t len)
-{
-	char host[INET6_ADDRSTRLEN + 8];
-	const char *port = NULL, *colon, *rb;
-	unsigned char tmp[16];
-	size_t hlen;
-	long pnum;
-	char *end;
-
-	if (v[0] == '[') {
-		if ((rb = strchr(v, ']')) == NULL ||
-		    (rb[1] != '\0' && rb[1] != ':'))
-			goto bad;
-		hlen = (size_t)(rb - v - 1);
-		if (hlen >= sizeof(host))
-			goto bad;
-		(void)memcpy(host, v + 1, hlen);
-		host[hlen] = '\0';
-		if (rb[1] == ':')
-			port = rb + 2;
-	} else if ((colon = strchr(v, ':')) != NULL &&
-	    strchr(colon + 1, ':') == NULL) {
-		if ((hlen = (size_t)(colon - v)) >= sizeof(host))
-			goto bad;
-		(void)memcpy(host, v, hlen);
-		host[hlen] = '\0';
-		port = colon + 1;
-	} else {
-		if (strlen(v) >= sizeof(host))
-			goto bad;
-		(void)strcpy(host, v);
-	}
-	if (inet_pton(AF_INET, host, tmp) != 1 &&
-	    inet_pton(AF_INET6, host, tmp) != 1)
-		return fail(err, len,
-		    "not an IP address (host names are not resolved here)");
-	if (port != NULL) {
-		errno = 0;
-		pnum = strtol(port, &end, 10);
-		if (*port == '\0' || *end != '\0' || errno != 0 || pnum < 1 ||
-		    pnum > 65535)
-			goto bad;
-	}
-	return 0;
-bad:
-	return fail(err, len, "expected IP, IPv4:PORT or [IPv6]:PORT");
-}
-
-static int
-check_engine(const char *v, char *err, size_t len)
-{
-	if (spf_engine_find(v) != NULL)
-		return 0;
-	cut(err, len, "unknown engine (this build has: %s)",
-	    spf_engine_names());
-	return -1;
-}
-
-static int
-check_hostname(const char *v, char *err, size_t len)
-{
-	if (host_ok(v))
-		return 0;
-	return fail(err, len, "not a host name");
-}
-
-static int
-check_explanation(const char *v, char *err, size_t len)
-{
-	char why[160];
-
-	if (spf_macro_check(v, strlen(v), true, why, sizeof(why)) == 0)
-		return 0;
-	cut(err, len, "not an SPF macro-string: %s", why);
-	return -1;
-}
-
-/* check_token - an RFC 2045 token, as RFC 8601 wants an authserv-id */
-static int
-check_token(const char *v, char *err, size_t len)
-{
-	const char *p;
-
-	for (p = v; *p != '\0'; p++)
-		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f ||
-		    strchr("()<>@,;:\\\"/[]?=", *p) != NULL)
-			break;
-	if (p == v || *p != '\0' || p - v > 255) {
-		cut(err, len,
-		    "not a token (no spaces, controls or ()<>@,;:\\\"/[]?=)");
-		return -1;
-	}
-	return 0;
-}
-
-/* check_header_name - RFC 5322 field name: printable, no ':' */
-static int
-check_header_name(const char *v, char *err, size_t len)
-{
-	const char *p;
-
-	for (p = v; *p != '\0'; p++)
-		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f ||
-		    *p == ':')
-			break;
-	if (p == v || *p != '\0' || p - v > 76)
-		return fail(err, len, "not a header field name");
-	return 0;
 }
 
 /*

@@ -545,11 +545,15 @@ undefault_zones(struct ub_ctx *ub, char **zones, size_t n)
 	return rc == 0 ? 0 : -1;
 }
 
-/* set_forwarder - "HOST", "HOST:PORT", "[V6]:PORT" or "V6" as a forwarder */
-static int
-set_forwarder(struct ub_ctx *ub, const char *spec, char *err, size_t errlen)
+/*
+ * dns_resolver_parse - "HOST", "HOST:PORT", "[V6]:PORT" or "V6" (an IP
+ * address, never a name) into libunbound's "ADDR[@PORT]"
+ */
+int
+dns_resolver_parse(const char *spec, char *out, size_t outlen, char *err,
+    size_t errlen)
 {
-	char host[INET6_ADDRSTRLEN + 8], addr[INET6_ADDRSTRLEN + 16];
+	char host[INET6_ADDRSTRLEN + 8];
 	const char *port = NULL, *colon;
 	unsigned char tmp[16];
 	size_t hlen;
@@ -584,27 +588,42 @@ set_forwarder(struct ub_ctx *ub, const char *spec, char *err, size_t errlen)
 	if (inet_pton(AF_INET, host, tmp) != 1 &&
 	    inet_pton(AF_INET6, host, tmp) != 1) {
 		(void)snprintf(err, errlen,
-		    "resolver \"%.64s\": not an IP address", spec);
+		    "not an IP address (names are not resolved here)");
 		return -1;
 	}
 	if (port != NULL) {
 		errno = 0;
 		pnum = strtol(port, &end, 10);
-		if (*port == '\0' || *end != '\0' || pnum < 1 || pnum > 65535)
+		if (*port == '\0' || *end != '\0' || errno != 0 || pnum < 1 ||
+		    pnum > 65535)
 			goto bad;
-		(void)snprintf(addr, sizeof(addr), "%s@%ld", host, pnum);
+		(void)snprintf(out, outlen, "%s@%ld", host, pnum);
 	} else
-		(void)snprintf(addr, sizeof(addr), "%s", host);
+		(void)snprintf(out, outlen, "%s", host);
+	return 0;
+bad:
+	(void)snprintf(err, errlen, "expected IP, IPv4:PORT or [IPv6]:PORT");
+	return -1;
+}
+
+/* set_forwarder - one resolver as a libunbound forwarder */
+static int
+set_forwarder(struct ub_ctx *ub, const char *spec, char *err, size_t errlen)
+{
+	char addr[INET6_ADDRSTRLEN + 16], why[128];
+
+	if (dns_resolver_parse(spec, addr, sizeof(addr), why, sizeof(why)) !=
+	    0) {
+		(void)snprintf(err, errlen, "resolver \"%.64s\": %s", spec,
+		    why);
+		return -1;
+	}
 	if (ub_ctx_set_fwd(ub, addr) != 0) {
 		(void)snprintf(err, errlen, "resolver \"%.64s\": rejected",
 		    spec);
 		return -1;
 	}
 	return 0;
-bad:
-	(void)snprintf(err, errlen,
-	    "resolver \"%.64s\": expected HOST, HOST:PORT or [V6]:PORT", spec);
-	return -1;
 }
 
 /* configure - the options that make libunbound fit a mail filter */

@@ -89,6 +89,11 @@ void dns_answer_truncate(struct dns_answer *, size_t);
 void dns_get_stats(struct dns_ctx *, struct dns_stats *);
 
 bool dns_name_ok(const char *name);
+
+/* A resolver "HOST", "HOST:PORT" or "[V6]:PORT" as libunbound's
+ * "ADDR[@PORT]"; 0, or -1 and a reason. */
+int dns_resolver_parse(const char *spec, char *out, size_t outlen, char *err,
+    size_t errlen);
 const char *dns_type_name(enum dns_type);
 const char *dns_status_name(enum dns_status);
 
