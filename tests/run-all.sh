@@ -1,7 +1,8 @@
 #!/bin/sh
 # run-all.sh - the whole test suite, as CI runs it, from a clean checkout.
 #
-# Installs the Debian packages the build and the tests need (when missing),
+# Installs the Debian packages the build and the tests need (when missing:
+# packaging/debian-build-deps, then packaging/debian-test-deps),
 # then builds and runs `make check` twice in separate build directories:
 # once plain with warnings as errors, once under AddressSanitizer and
 # UndefinedBehaviorSanitizer; then `make distcheck`. Prints a final line
@@ -28,6 +29,10 @@ if [ -n "$missing" ]; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null ||
 		{ echo "apt-get install failed" >&2; exit 1; }
 fi
+
+# the end-to-end tests' packages (Postfix, swaks, miltertest), without
+# questions and without starting the system Postfix
+sh tests/install-test-deps.sh || { echo "test dependencies missing" >&2; exit 1; }
 
 # 2. generate the build system
 ./autogen.sh >/dev/null 2>&1 || { ./autogen.sh; echo "autogen.sh failed" >&2; exit 1; }
