@@ -18,12 +18,12 @@
 
 #include "conf_check.h"
 #include "dns.h"
+#include "log.h"
 #include "spf.h"
 #include "spf_macro.h"
 
 #define LETTERS	   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 #define NAME_CHARS LETTERS "0123456789-_."
-#define NELEM(a)   (sizeof(a) / sizeof((a)[0]))
 
 static int
 fail(char *err, size_t len, const char *why)
@@ -121,14 +121,8 @@ conf_check_account(const char *v, char *err, size_t len)
 int
 conf_check_facility(const char *v, char *err, size_t len)
 {
-	static const char *const names[] = {"mail", "daemon", "local0",
-	    "local1", "local2", "local3", "local4", "local5", "local6",
-	    "local7"};
-	size_t i;
-
-	for (i = 0; i < NELEM(names); i++)
-		if (strcmp(v, names[i]) == 0)
-			return 0;
+	if (log_facility(v) >= 0)
+		return 0;
 	return fail(err, len, "expected mail, daemon or local0..local7");
 }
 

@@ -18,6 +18,41 @@
 static bool log_stderr = true;
 static bool log_verbose;
 static const char *log_ident = "spfguard";
+static int log_fac = LOG_MAIL;
+
+int
+log_facility(const char *name)
+{
+	static const struct {
+		const char *name;
+		int fac;
+	} names[] = {
+	    {"mail", LOG_MAIL},
+	    {"daemon", LOG_DAEMON},
+	    {"local0", LOG_LOCAL0},
+	    {"local1", LOG_LOCAL1},
+	    {"local2", LOG_LOCAL2},
+	    {"local3", LOG_LOCAL3},
+	    {"local4", LOG_LOCAL4},
+	    {"local5", LOG_LOCAL5},
+	    {"local6", LOG_LOCAL6},
+	    {"local7", LOG_LOCAL7},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(names[i].name, name) == 0)
+			return names[i].fac;
+	return -1;
+}
+
+/* log_set_facility - used by the next log_init() to syslog */
+void
+log_set_facility(int facility)
+{
+	if (facility >= 0)
+		log_fac = facility;
+}
 
 void
 log_init(const char *ident, bool to_stderr, bool debug)
@@ -26,7 +61,7 @@ log_init(const char *ident, bool to_stderr, bool debug)
 	log_stderr = to_stderr;
 	log_verbose = debug;
 	if (!to_stderr)
-		openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+		openlog(ident, LOG_PID | LOG_NDELAY, log_fac);
 }
 
 /* vlog - write one message at a priority, with an optional errno text */

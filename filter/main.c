@@ -344,6 +344,7 @@ main(int argc, char **argv)
 	}
 	if (!foreground) {
 		detach();
+		log_set_facility(log_facility(conf->syslog_facility));
 		log_init("spfguard", false, debug);
 	}
 	if (pidfile != NULL)

@@ -285,6 +285,8 @@ milter_open(struct runtime *r, const char *socket, int mode, const char *group,
 	if (path == NULL) {
 		if (nodelay() < 1)
 			log_warnx("could not set TCP_NODELAY on %s", socket);
+		else
+			log_info("TCP_NODELAY set on %s", socket);
 		return 0;
 	}
 	if (mode >= 0 && chmod(path, (mode_t)mode) != 0) {

@@ -5,6 +5,7 @@
  *	    [--receiver NAME] [--default-explanation TEXT]
  *	    [--engine builtin|libspf2] [--timeout MS] [--deadline MS] [--json]
  *	spfguardctl check [-c FILE]
+ *	spfguardctl options
  *
  * spf: exit status 0 when a result was computed (whatever it is), 1 when
  * the tool could not run (resolver set-up), 2 on a usage error.
@@ -39,7 +40,8 @@ static void __attribute__((noreturn)) usage(void)
 	    "[--default-explanation TEXT]\n"
 	    "                       [--engine builtin|libspf2] "
 	    "[--timeout MS] [--deadline MS] [--json]\n"
-	    "       spfguardctl check [-c FILE]\n");
+	    "       spfguardctl check [-c FILE]\n"
+	    "       spfguardctl options\n");
 	exit(EXIT_USAGE);
 }
 
@@ -270,6 +272,22 @@ cmd_check(int argc, char **argv)
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
+/* cmd_options - every configuration option, from the loader's own table */
+static int
+cmd_options(int argc, char **argv)
+{
+	struct buf b;
+
+	if (argc != 1)
+		usage_error("usage: spfguardctl options");
+	(void)argv;
+	buf_init(&b);
+	conf_describe(&b);
+	(void)fputs(buf_str(&b), stdout);
+	buf_free(&b);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -279,6 +297,8 @@ main(int argc, char **argv)
 		return cmd_spf(argc - 1, argv + 1);
 	if (strcmp(argv[1], "check") == 0)
 		return cmd_check(argc - 1, argv + 1);
+	if (strcmp(argv[1], "options") == 0)
+		return cmd_options(argc - 1, argv + 1);
 	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)
 		usage();
 	usage_error("unknown command \"%.40s\"", argv[1]);

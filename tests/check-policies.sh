@@ -25,5 +25,11 @@ out=$("$bin/spfguardctl" check -c "$tmp/broken.conf" 2>&1); rc=$?
 ok $? "spfguardctl check on a broken file: exit $rc"
 "$bin/spfguard" -f -c "$tmp/broken.conf" >/dev/null 2>&1; rc=$?
 [ "$rc" -eq 1 ]; ok $? "a broken file never starts a daemon (exit $rc)"
+out=$("$bin/spfguardctl" options 2>&1); rc=$?
+missing=""
+for key in socket decision_log dns.timeout_ms spf.deadline_ms headers.authserv_id rules policy_sets; do
+	echo "$out" | grep -q "^$key " || missing="$missing $key"
+done
+[ "$rc" -eq 0 ] && [ -z "$missing" ]; ok $? "spfguardctl options describes every option from the loader's table${missing:+ (missing:$missing)}"
 echo "1..$n"
 [ "$bad" -eq 0 ]
