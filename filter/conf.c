@@ -34,7 +34,10 @@
 #include "buf.h"
 #include "conf.h"
 #include "conf_check.h"
+#include "dns.h"
+#include "dnsbl.h"
 #include "policy.h"
+#include "reputation.h"
 #include "spf.h"
 #include "spf_macro.h"
 #include "xalloc.h"
@@ -141,6 +144,78 @@ static const struct opt opts[] = {
     STR("headers.tag_header", "X-Spfguard-Tag", tag_header,
 	conf_check_header_name, 0,
 	"Header a tag rule adds (its value names the rule)."),
+    GROUP("store",
+	"Where reputation state (history, greylisting, rate limits) is kept."),
+    STR("store.backend", "lmdb", store_backend, conf_check_store_backend, 0,
+	"lmdb: a database file on this host, shared by its processes, kept "
+	"across restarts; redis: a Redis server shared by several MX hosts."),
+    STR("store.path", "/var/lib/spfguard", store_path, conf_check_path, 0,
+	"LMDB: the directory of the database (created, owned by the daemon's "
+	"user)."),
+    UINT("store.map_size_mb", "64", 1, 65536, store_map_size_mb,
+	"LMDB: largest size of the database, in MiB."),
+    STR("store.redis_host", "127.0.0.1", redis_host, conf_check_redis_host, 0,
+	"Redis: server name or address, or unix:/PATH."),
+    UINT("store.redis_port", "6379", 1, 65535, redis_port, "Redis: port."),
+    STR("store.redis_password", NULL, redis_password, NULL, 0,
+	"Redis: password for AUTH; unset: none."),
+    UINT("store.redis_db", "0", 0, 1023, redis_db,
+	"Redis: database number (SELECT)."),
+    UINT("store.redis_pool", "8", 1, 256, redis_pool,
+	"Redis: most connections open at once."),
+    UINT("store.timeout_ms", "250", 10, 10000, store_timeout_ms,
+	"Redis: time allowed to connect and for one command, in "
+	"milliseconds."),
+    STR("store.prefix", "spfguard:", store_prefix, conf_check_key_prefix, 0,
+	"Put before every key (several sites can share a Redis)."),
+    STR("store.on_error", "accept", store_on_error, conf_check_on_error, 0,
+	"When the store fails: accept (fail open: reputation facts unknown, "
+	"nobody greylisted) or tempfail (fail closed: 451 4.3.0). Logged and "
+	"counted either way."),
+    GROUP("reputation",
+	"Reputation settings shared by history, greylisting "
+	"and rate limits."),
+    UINT("reputation.v4_prefix", "24", 8, 32, v4_prefix,
+	"Bits of an IPv4 client address that make its network."),
+    UINT("reputation.v6_prefix", "64", 16, 128, v6_prefix,
+	"Bits of an IPv6 client address that make its network."),
+    GROUP("history", "Sender history: what this site has seen from a domain."),
+    BOOL("history.enabled", "false", history,
+	"Keep history and give rules the history and anomaly facts."),
+    UINT("history.established_messages", "5", 1, 1000000,
+	hist_established_messages,
+	"SPF-validated messages delivered before a domain is established."),
+    UINT("history.established_hours", "24", 0, 87600, hist_established_hours,
+	"Hours since its first validated message before a domain is "
+	"established."),
+    UINT("history.bad_refusals", "3", 0, 1000000, hist_bad_refusals,
+	"Validated messages refused (reject) before a domain can be bad; 0: "
+	"never."),
+    UINT("history.bad_percent", "50", 1, 100, hist_bad_percent,
+	"Share of validated messages refused that makes a domain bad."),
+    UINT("history.expiry_days", "180", 1, 3650, hist_expiry_days,
+	"Days a domain's record is kept after its last message."),
+    GROUP("greylist", "Greylisting, for rules whose action is greylist."),
+    UINT("greylist.delay", "300", 0, 86400, grey_delay,
+	"Seconds before a retry is accepted."),
+    UINT("greylist.retry_window", "172800", 60, 2592000, grey_window,
+	"Seconds after the delay in which a retry is accepted."),
+    UINT("greylist.expiry_days", "35", 1, 365, grey_expiry_days,
+	"Days a source that retried correctly is remembered (and not "
+	"greylisted again)."),
+    POLICY("dnsbl", NULL, "list of lists",
+	"DNS blocklists of client addresses: ( { name = \"NAME\"; zone = "
+	"\"ZONE\"; codes = [ \"127.0.0.2\", ... ]; or mask = \"127.0.0.N\"; "
+	"} ); neither codes nor mask: any 127.0.0.0/8 answer lists."),
+    POLICY("rhsbl", NULL, "list of lists",
+	"Domain blocklists, as dnsbl, with identities = [ \"from\", "
+	"\"helo\" ] (default: from): which names are checked."),
+    POLICY("ratelimits", NULL, "list of limits",
+	"Rate limits: ( { name = \"NAME\"; key = \"ip\" | \"net\" | "
+	"\"sender_domain\" | \"auth_user\"; limit = N; window = SECONDS; "
+	"count = \"messages\" | \"recipients\"; action = ...; reply, code, "
+	"xcode as a rule's } ); without action a limit only gives rules the "
+	"rate_over fact."),
     POLICY("mode", "\"enforce\"", "string",
 	"enforce, or monitor: decide and log, never refuse or quarantine."),
     POLICY("trusted_networks", "[ \"127.0.0.0/8\", \"::1/128\" ]",
@@ -168,15 +243,16 @@ struct key {
 static const struct key rule_keys[] = {
     {"name", "string", "Required, unique in its set; logged and traced."},
     {"action", "string",
-	"Required: accept, tag, quarantine, tempfail or reject."},
+	"Required: accept, tag, quarantine, tempfail, greylist or reject."},
     {"match", "group", "Conditions that must all hold; none: always."},
     {"shadow", "boolean",
 	"Log what the rule would do, then go on to the next (default false)."},
     {"reply", "string",
-	"Reply text of a tempfail or reject rule; placeholders {sender} "
-	"{domain} {ip} {helo} {result} {rule} {rcpt} {explanation} "
-	"{identity}."},
-    {"code", "integer", "SMTP code: 4xx for tempfail, 5xx for reject."},
+	"Reply text of a tempfail, greylist or reject rule; placeholders "
+	"{sender} {domain} {ip} {helo} {result} {rule} {rcpt} {explanation} "
+	"{identity} {dnsbl} {rhsbl} {rate} {retry}."},
+    {"code", "integer",
+	"SMTP code: 4xx for tempfail and greylist, 5xx for reject."},
     {"xcode", "string", "Enhanced status code D.D.D of the code's class."},
 };
 
@@ -188,7 +264,16 @@ static const struct key set_keys[] = {
     {"rules", "list of rules", "The set's rules."},
 };
 
-enum match_kind { MK_CLIENT, MK_PATTERNS, MK_BOOL, MK_SPF };
+enum match_kind {
+	MK_CLIENT,
+	MK_PATTERNS,
+	MK_BOOL,
+	MK_SPF,
+	MK_DNSBL, /* names of dnsbl lists, or patterns */
+	MK_RHSBL,
+	MK_LIMIT, /* names of rate limits */
+	MK_HISTORY,
+};
 
 static const struct match_key {
 	const char *name;
@@ -212,6 +297,21 @@ static const struct match_key {
     {"spf", MK_SPF, M(spf), "SPF result of the deciding identity"},
     {"spf_helo", MK_SPF, M(spf_helo), "SPF result of the HELO identity"},
     {"spf_mfrom", MK_SPF, M(spf_mfrom), "SPF result of MAIL FROM"},
+    {"dnsbl", MK_DNSBL, M(dnsbl),
+	"names of DNSBLs (\"*\": any) the client is listed on"},
+    {"dnsbl_unknown", MK_DNSBL, M(dnsbl_unknown),
+	"names of DNSBLs that could not tell (timeout, refused query)"},
+    {"rhsbl", MK_RHSBL, M(rhsbl),
+	"names of RHSBLs the sender domain or HELO is listed on"},
+    {"rhsbl_unknown", MK_RHSBL, M(rhsbl_unknown),
+	"names of RHSBLs that could not tell"},
+    {"rate_over", MK_LIMIT, M(rate_over),
+	"names of rate limits (\"*\": any) the transaction is over"},
+    {"history", MK_HISTORY, M(history),
+	"class of the sender domain: new, established or bad (needs "
+	"history.enabled)"},
+    {"anomaly", MK_BOOL, M(anomaly),
+	"an established domain whose SPF now fails or softfails (boolean)"},
 #undef M
 };
 
@@ -728,10 +828,71 @@ add_result(struct ld *ld, const config_setting_t *s, const char *what,
 	*(unsigned *)arg |= 1u << r;
 }
 
+/* add_list_name - a DNSBL/RHSBL or limit name a rule names; it must be
+ * declared, unless it is a pattern ("*") */
+struct names_arg {
+	struct ld *ld;
+	enum match_kind kind;
+	struct policy_patterns *out;
+};
+
+static bool
+declared(const struct ld *ld, enum match_kind kind, const char *v)
+{
+	const struct conf *c = ld->conf;
+	size_t i;
+
+	if (kind == MK_LIMIT) {
+		for (i = 0; i < c->nlimits; i++)
+			if (strcmp(c->limits[i].name, v) == 0)
+				return true;
+		return false;
+	}
+	for (i = 0; i < c->ndnsbls; i++)
+		if (strcmp(c->dnsbls[i].name, v) == 0 &&
+		    (c->dnsbls[i].kind == DNSBL_IP) == (kind == MK_DNSBL))
+			return true;
+	return false;
+}
+
+static void
+add_list_name(struct ld *ld, const config_setting_t *s, const char *what,
+    const char *v, void *arg)
+{
+	struct names_arg *a = arg;
+	char q[80];
+
+	if (strpbrk(v, "*?[") == NULL && !declared(ld, a->kind, v)) {
+		bad(ld, s, "%s: %s is not the name of %s", what,
+		    esc(v, q, sizeof(q)),
+		    a->kind == MK_LIMIT	      ? "a limit in ratelimits"
+			: a->kind == MK_DNSBL ? "a list in dnsbl"
+					      : "a list in rhsbl");
+		return;
+	}
+	add_pattern(ld, s, what, v, a->out);
+}
+
+static void
+add_history(struct ld *ld, const config_setting_t *s, const char *what,
+    const char *v, void *arg)
+{
+	enum policy_history h;
+	char q[80];
+
+	if (policy_history_parse(v, &h) != 0) {
+		bad(ld, s, "%s: %s is not new, established or bad", what,
+		    esc(v, q, sizeof(q)));
+		return;
+	}
+	*(unsigned *)arg |= 1u << h;
+}
+
 static void
 read_match(struct ld *ld, const config_setting_t *s, struct policy_match *m,
     const char *rule)
 {
+	struct names_arg na;
 	const struct match_key *k;
 	const config_setting_t *c;
 	char what[WHAT_LEN], lbl[WHAT_LEN];
@@ -771,7 +932,22 @@ read_match(struct ld *ld, const config_setting_t *s, struct policy_match *m,
 		case MK_SPF:
 			each_string(ld, c, lbl, true, add_result, field);
 			break;
+		case MK_DNSBL:
+		case MK_RHSBL:
+		case MK_LIMIT:
+			na.ld = ld;
+			na.kind = k->kind;
+			na.out = (struct policy_patterns *)(void *)field;
+			each_string(ld, c, lbl, true, add_list_name, &na);
+			break;
+		case MK_HISTORY:
+			each_string(ld, c, lbl, true, add_history, field);
+			break;
 		}
+		if ((k->kind == MK_HISTORY ||
+			strcmp(k->name, "anomaly") == 0) &&
+		    !ld->conf->history)
+			bad(ld, c, "%s: needs history.enabled = true", lbl);
 	}
 }
 
@@ -793,7 +969,7 @@ read_codes(struct ld *ld, const config_setting_t *s, struct policy_rule *r,
     const char *what, bool action_ok)
 {
 	bool refuses = action_ok && policy_action_refuses(r->action);
-	int cls = r->action == ACT_TEMPFAIL ? 4 : 5;
+	int cls = r->action == ACT_REJECT ? 5 : 4;
 	char lbl[WHAT_LEN], err[200], q[80];
 	const config_setting_t *c;
 	const char *v;
@@ -805,7 +981,9 @@ read_codes(struct ld *ld, const config_setting_t *s, struct policy_rule *r,
 	    action_ok) {
 		if (!refuses)
 			bad(ld, c,
-			    "%s: only tempfail and reject rules send a code",
+			    "%s: only tempfail, greylist and reject rules send "
+			    "a "
+			    "code",
 			    lbl);
 		else if (n / 100 != cls)
 			bad(ld, c, "%s: a %s rule needs a %dxx code", lbl,
@@ -823,7 +1001,9 @@ read_codes(struct ld *ld, const config_setting_t *s, struct policy_rule *r,
 			    lbl, esc(v, q, sizeof(q)));
 		else if (action_ok && !refuses)
 			bad(ld, c,
-			    "%s: only tempfail and reject rules send a code",
+			    "%s: only tempfail, greylist and reject rules send "
+			    "a "
+			    "code",
 			    lbl);
 		else if (action_ok && v[0] - '0' != cls)
 			bad(ld, c,
@@ -839,7 +1019,9 @@ read_codes(struct ld *ld, const config_setting_t *s, struct policy_rule *r,
 			bad(ld, c, "%s: %s", lbl, err);
 		else if (action_ok && !refuses)
 			bad(ld, c,
-			    "%s: only tempfail and reject rules send a reply",
+			    "%s: only tempfail, greylist and reject rules send "
+			    "a "
+			    "reply",
 			    lbl);
 		else
 			r->reply = xstrdup(v);
@@ -883,6 +1065,7 @@ read_rule(struct ld *ld, const config_setting_t *s, struct policy_set *set,
 	size_t i;
 
 	r->match.null_sender = r->match.authenticated = POLICY_ANY;
+	r->match.anomaly = POLICY_ANY;
 	r->file = file_name(ld, config_setting_source_file(s));
 	r->line = (int)config_setting_source_line(s);
 	cut(what, sizeof(what), "%srule #%zu", where, set->nrules);
@@ -917,7 +1100,7 @@ read_rule(struct ld *ld, const config_setting_t *s, struct policy_set *set,
 	else if (policy_action_parse(v, &r->action) != 0)
 		bad(ld, c,
 		    "%s: %s is not an action (accept, tag, quarantine, "
-		    "tempfail, reject)",
+		    "tempfail, greylist, reject)",
 		    lbl, esc(v, q, sizeof(q)));
 	else
 		action_ok = true;
@@ -1057,6 +1240,314 @@ read_lists(struct ld *ld, const config_setting_t *s)
 	}
 }
 
+static const struct key list_keys[] = {
+    {"name", "string", "Required, unique: what rules and logs call it."},
+    {"zone", "string", "Required: the list's DNS zone."},
+    {"codes", "address or list",
+	"Answers that count as listed, 127.0.0.0/8 addresses."},
+    {"mask", "address or integer",
+	"Listed when the last octet of an answer has one of these bits "
+	"(\"127.0.0.6\" or 6)."},
+    {"identities", "string or list",
+	"rhsbl only: \"from\" (MAIL FROM domain) and/or \"helo\"."},
+};
+
+static const struct key limit_keys[] = {
+    {"name", "string", "Required, unique: the rate_over fact names it."},
+    {"key", "string",
+	"Required: what is counted per: ip, net (reputation.v4_prefix/"
+	"v6_prefix), sender_domain or auth_user."},
+    {"limit", "integer",
+	"Required: most messages (or recipients) in the "
+	"window."},
+    {"window", "integer", "Required: the sliding window, in seconds."},
+    {"count", "string", "messages (default) or recipients."},
+    {"action", "string",
+	"The default action over the limit (tried before every rule); unset: "
+	"none, rules decide with rate_over."},
+    {"reply", "string", "As a rule's."},
+    {"code", "integer", "As a rule's."},
+    {"xcode", "string", "As a rule's."},
+};
+
+/* list_code - a 127.0.0.0/8 address, in host order; -1 if not */
+static int
+list_code(const char *v, uint32_t *out)
+{
+	struct in_addr a;
+
+	if (inet_pton(AF_INET, v, &a) != 1 || (ntohl(a.s_addr) >> 24) != 127)
+		return -1;
+	*out = ntohl(a.s_addr);
+	return 0;
+}
+
+static void
+add_code(struct ld *ld, const config_setting_t *s, const char *what,
+    const char *v, void *arg)
+{
+	struct dnsbl_list *l = arg;
+	uint32_t code;
+	char q[80];
+
+	if (list_code(v, &code) != 0) {
+		bad(ld, s, "%s: %s is not an address in 127.0.0.0/8", what,
+		    esc(v, q, sizeof(q)));
+		return;
+	}
+	l->codes = xreallocarray(l->codes, l->ncodes + 1, sizeof(*l->codes));
+	l->codes[l->ncodes++] = code;
+}
+
+static void
+add_identity(struct ld *ld, const config_setting_t *s, const char *what,
+    const char *v, void *arg)
+{
+	struct dnsbl_list *l = arg;
+	char q[80];
+
+	if (strcmp(v, "from") == 0)
+		l->check_from = true;
+	else if (strcmp(v, "helo") == 0)
+		l->check_helo = true;
+	else
+		bad(ld, s, "%s: %s is neither \"from\" nor \"helo\"", what,
+		    esc(v, q, sizeof(q)));
+}
+
+/* read_mask - mask = 6 or "127.0.0.6": bits of the last octet */
+static void
+read_mask(struct ld *ld, const config_setting_t *c, const char *what,
+    struct dnsbl_list *l)
+{
+	uint32_t code;
+	long long n;
+
+	if (config_setting_type(c) == CONFIG_TYPE_STRING) {
+		if (list_code(config_setting_get_string(c), &code) != 0 ||
+		    (code & 0xff) == 0)
+			bad(ld, c, "%s: expected 127.0.0.N with N 1..255",
+			    what);
+		else
+			l->mask = code & 0xff;
+	} else if (get_int(ld, c, what, 1, 255, &n) == 0)
+		l->mask = (uint32_t)n;
+}
+
+/* read_list - one entry of dnsbl or rhsbl */
+static void
+read_list(struct ld *ld, const config_setting_t *s, enum dnsbl_kind kind,
+    const char *group)
+{
+	struct dnsbl_list *l;
+	const config_setting_t *c;
+	char what[WHAT_LEN], lbl[WHAT_LEN], q[80], zone[DNS_MAX_NAME + 2];
+	const char *v;
+	size_t i, n;
+
+	cut(what, sizeof(what), "%s #%zu", group, ld->conf->ndnsbls + 1);
+	if (!config_setting_is_group(s)) {
+		bad(ld, s, "%s: expected a group { name = ...; zone = ...; }",
+		    what);
+		return;
+	}
+	ld->conf->dnsbls = xreallocarray(ld->conf->dnsbls,
+	    ld->conf->ndnsbls + 1, sizeof(*ld->conf->dnsbls));
+	l = &ld->conf->dnsbls[ld->conf->ndnsbls++];
+	memset(l, 0, sizeof(*l));
+	l->kind = kind;
+	if ((v = read_name(ld, s, what, &c)) != NULL) {
+		for (i = 0; i + 1 < ld->conf->ndnsbls; i++)
+			if (strcmp(ld->conf->dnsbls[i].name, v) == 0)
+				bad(ld, c, "%s: duplicate list name \"%s\"",
+				    group, v);
+		cut(what, sizeof(what), "%s \"%s\"", group, v);
+	}
+	l->name = xstrdup(v != NULL ? v : "?");
+	check_keys(ld, s, what, list_keys,
+	    kind == DNSBL_DOMAIN ? NELEM(list_keys) : NELEM(list_keys) - 1);
+	if ((c = config_setting_get_member(s, "zone")) == NULL)
+		bad(ld, s, "%s: missing zone", what);
+	else if ((v = get_str(ld, c, label(lbl, sizeof(lbl), what, "zone"))) !=
+	    NULL) {
+		n = strlen(v);
+		if (n > 0 && v[n - 1] == '.')
+			n--;
+		cut(zone, sizeof(zone), "%.*s", (int)n, v);
+		if (n == 0 || n > DNS_MAX_NAME - 10 || !dns_name_ok(zone))
+			bad(ld, c, "%s: %s is not a DNS zone", lbl,
+			    esc(v, q, sizeof(q)));
+		else
+			l->zone = xstrdup(zone);
+	}
+	if ((c = config_setting_get_member(s, "codes")) != NULL)
+		each_string(ld, c, label(lbl, sizeof(lbl), what, "codes"), true,
+		    add_code, l);
+	if ((c = config_setting_get_member(s, "mask")) != NULL) {
+		read_mask(ld, c, label(lbl, sizeof(lbl), what, "mask"), l);
+		if (l->ncodes > 0)
+			bad(ld, c, "%s: codes or mask, not both", what);
+	}
+	if (kind == DNSBL_DOMAIN) {
+		if ((c = config_setting_get_member(s, "identities")) != NULL)
+			each_string(ld, c,
+			    label(lbl, sizeof(lbl), what, "identities"), true,
+			    add_identity, l);
+		else
+			l->check_from = true;
+	}
+}
+
+/* read_lists_of - dnsbl = ( ... ) or rhsbl = ( ... ) */
+static void
+read_lists_of(struct ld *ld, const config_setting_t *root, const char *group,
+    enum dnsbl_kind kind)
+{
+	const config_setting_t *s;
+	int i, n;
+
+	if ((s = config_setting_get_member(root, group)) == NULL)
+		return;
+	if (!is_list(s)) {
+		bad(ld, s, "%s: expected a list ( { ... }, { ... } )", group);
+		return;
+	}
+	n = config_setting_length(s);
+	for (i = 0; i < n; i++)
+		read_list(ld, config_setting_get_elem(s, (unsigned)i), kind,
+		    group);
+}
+
+/* read_limit - one entry of ratelimits; its action becomes a pre-rule */
+static void
+read_limit(struct ld *ld, const config_setting_t *s, struct policy *p)
+{
+	struct conf *cf = ld->conf;
+	struct rate_limit *l;
+	struct policy_rule *r;
+	const config_setting_t *c;
+	char what[WHAT_LEN], lbl[WHAT_LEN], q[80], name[NAME_MAX_LEN + 16];
+	const char *v;
+	long long n;
+	size_t i;
+
+	cut(what, sizeof(what), "ratelimits #%zu", cf->nlimits + 1);
+	if (!config_setting_is_group(s)) {
+		bad(ld, s, "%s: expected a group { name = ...; key = ...; }",
+		    what);
+		return;
+	}
+	cf->limits =
+	    xreallocarray(cf->limits, cf->nlimits + 1, sizeof(*cf->limits));
+	l = &cf->limits[cf->nlimits++];
+	memset(l, 0, sizeof(*l));
+	if ((v = read_name(ld, s, what, &c)) != NULL) {
+		for (i = 0; i + 1 < cf->nlimits; i++)
+			if (strcmp(cf->limits[i].name, v) == 0)
+				bad(ld, c,
+				    "ratelimits: duplicate limit name \"%s\"",
+				    v);
+		cut(what, sizeof(what), "ratelimits \"%s\"", v);
+	}
+	l->name = xstrdup(v != NULL ? v : "?");
+	check_keys(ld, s, what, limit_keys, NELEM(limit_keys));
+	if ((c = config_setting_get_member(s, "key")) == NULL)
+		bad(ld, s, "%s: missing key", what);
+	else if ((v = get_str(ld, c, label(lbl, sizeof(lbl), what, "key"))) !=
+		NULL &&
+	    rep_rate_key_parse(v, &l->key) != 0)
+		bad(ld, c, "%s: %s is not ip, net, sender_domain or auth_user",
+		    lbl, esc(v, q, sizeof(q)));
+	if ((c = config_setting_get_member(s, "limit")) == NULL)
+		bad(ld, s, "%s: missing limit", what);
+	else if (get_int(ld, c, label(lbl, sizeof(lbl), what, "limit"), 1,
+		     100000000, &n) == 0)
+		l->limit = (unsigned)n;
+	if ((c = config_setting_get_member(s, "window")) == NULL)
+		bad(ld, s, "%s: missing window", what);
+	else if (get_int(ld, c, label(lbl, sizeof(lbl), what, "window"), 1,
+		     31 * 86400, &n) == 0)
+		l->window = (unsigned)n;
+	if ((c = config_setting_get_member(s, "count")) != NULL &&
+	    (v = get_str(ld, c, label(lbl, sizeof(lbl), what, "count"))) !=
+		NULL) {
+		if (strcmp(v, "recipients") == 0)
+			l->per_rcpt = true;
+		else if (strcmp(v, "messages") != 0)
+			bad(ld, c, "%s: %s is neither messages nor recipients",
+			    lbl, esc(v, q, sizeof(q)));
+	}
+	if ((c = config_setting_get_member(s, "action")) == NULL) {
+		if (config_setting_get_member(s, "reply") != NULL ||
+		    config_setting_get_member(s, "code") != NULL ||
+		    config_setting_get_member(s, "xcode") != NULL)
+			bad(ld, s, "%s: reply, code and xcode need an action",
+			    what);
+		return;
+	}
+	p->pre_rules = xreallocarray(p->pre_rules, p->npre_rules + 1,
+	    sizeof(*p->pre_rules));
+	r = &p->pre_rules[p->npre_rules++];
+	memset(r, 0, sizeof(*r));
+	r->match.null_sender = r->match.authenticated = POLICY_ANY;
+	r->match.anomaly = POLICY_ANY;
+	cut(name, sizeof(name), "ratelimit:%s", l->name);
+	r->name = xstrdup(name);
+	r->file = file_name(ld, config_setting_source_file(s));
+	r->line = (int)config_setting_source_line(s);
+	r->match.rate_over.pat = xcalloc(1, sizeof(char *));
+	r->match.rate_over.pat[0] = xstrdup(l->name);
+	r->match.rate_over.n = 1;
+	if ((v = get_str(ld, c, label(lbl, sizeof(lbl), what, "action"))) ==
+	    NULL)
+		return;
+	if (policy_action_parse(v, &r->action) != 0 ||
+	    r->action == ACT_GREYLIST)
+		bad(ld, c,
+		    "%s: %s is not an action for a limit (accept, tag, "
+		    "quarantine, tempfail, reject)",
+		    lbl, esc(v, q, sizeof(q)));
+	else
+		read_codes(ld, s, r, what, true);
+}
+
+static void
+read_limits(struct ld *ld, const config_setting_t *root, struct policy *p)
+{
+	const config_setting_t *s;
+	int i, n;
+
+	if ((s = config_setting_get_member(root, "ratelimits")) == NULL)
+		return;
+	if (!is_list(s)) {
+		bad(ld, s, "ratelimits: expected a list ( { ... }, { ... } )");
+		return;
+	}
+	n = config_setting_length(s);
+	for (i = 0; i < n; i++)
+		read_limit(ld, config_setting_get_elem(s, (unsigned)i), p);
+}
+
+/* finish_reputation - derived settings, once everything is read */
+static void
+finish_reputation(struct conf *c)
+{
+	size_t i, j;
+
+	c->hist.established_messages = c->hist_established_messages;
+	c->hist.established_age = c->hist_established_hours * 3600;
+	c->hist.bad_refusals = c->hist_bad_refusals;
+	c->hist.bad_percent = c->hist_bad_percent;
+	c->hist.expiry = c->hist_expiry_days * 86400;
+	c->grey.delay = c->grey_delay;
+	c->grey.window = c->grey_window;
+	c->grey.expiry = c->grey_expiry_days * 86400;
+	for (i = 0; i < c->policy->nsets; i++)
+		for (j = 0; j < c->policy->sets[i].nrules; j++)
+			if (c->policy->sets[i].rules[j].action == ACT_GREYLIST)
+				c->uses_greylist = true;
+}
+
 /* read_trusted - trusted_networks, or the table's default */
 static void
 read_trusted(struct ld *ld, const config_setting_t *root, struct policy *p)
@@ -1096,6 +1587,9 @@ load_policy(struct ld *ld, const config_setting_t *root)
 	read_trusted(ld, root, p);
 	if ((s = config_setting_get_member(root, "lists")) != NULL)
 		read_lists(ld, s);
+	read_lists_of(ld, root, "dnsbl", DNSBL_IP);
+	read_lists_of(ld, root, "rhsbl", DNSBL_DOMAIN);
+	read_limits(ld, root, p);
 	if ((sets = config_setting_get_member(root, "policy_sets")) != NULL) {
 		if (is_list(sets))
 			n = config_setting_length(sets);
@@ -1112,6 +1606,7 @@ load_policy(struct ld *ld, const config_setting_t *root)
 		read_rules(ld, s, &p->sets[0], "");
 	for (i = 0; i < n; i++)
 		read_set(ld, config_setting_get_elem(sets, (unsigned)i), p);
+	finish_reputation(ld->conf);
 }
 
 static void
@@ -1133,6 +1628,12 @@ conf_free(struct conf *c)
 			free(v);
 		}
 	}
+	for (i = 0; i < c->ndnsbls; i++)
+		dnsbl_list_free(&c->dnsbls[i]);
+	free(c->dnsbls);
+	for (i = 0; i < c->nlimits; i++)
+		free(c->limits[i].name);
+	free(c->limits);
 	policy_free(c->policy);
 	free(c->file);
 	free(c);
@@ -1197,6 +1698,56 @@ conf_load(const char *path, struct buf *errors)
 	return ld.conf;
 }
 
+bool
+conf_uses_store(const struct conf *c)
+{
+	return c->history || c->nlimits > 0 || c->uses_greylist;
+}
+
+void
+conf_store_opts(const struct conf *c, struct store_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->backend =
+	    strcmp(c->store_backend, "redis") == 0 ? STORE_REDIS : STORE_LMDB;
+	o->path = c->store_path;
+	o->map_size_mb = c->store_map_size_mb;
+	o->host = c->redis_host;
+	o->port = c->redis_port;
+	o->password = c->redis_password;
+	o->db = c->redis_db;
+	o->pool = c->redis_pool;
+	o->timeout_ms = c->store_timeout_ms;
+	o->prefix = c->store_prefix;
+}
+
+static bool
+same_str(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) ||
+	    (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+bool
+conf_same_store(const struct conf *a, const struct conf *b)
+{
+	struct store_opts x, y;
+
+	conf_store_opts(a, &x);
+	conf_store_opts(b, &y);
+	return x.backend == y.backend && same_str(x.path, y.path) &&
+	    x.map_size_mb == y.map_size_mb && same_str(x.host, y.host) &&
+	    x.port == y.port && same_str(x.password, y.password) &&
+	    x.db == y.db && x.pool == y.pool && x.timeout_ms == y.timeout_ms &&
+	    same_str(x.prefix, y.prefix);
+}
+
+bool
+conf_store_fail_closed(const struct conf *c)
+{
+	return strcmp(c->store_on_error, "tempfail") == 0;
+}
+
 struct conf *
 conf_ref(struct conf *c)
 {
@@ -1258,4 +1809,8 @@ conf_describe(struct buf *out)
 		buf_addf(out, "  %s\n\t%s\n\n", m->name, m->meaning);
 	describe_keys(out, "A policy set, in policy_sets:", set_keys,
 	    NELEM(set_keys));
+	describe_keys(out, "A list, in dnsbl and rhsbl:", list_keys,
+	    NELEM(list_keys));
+	describe_keys(out, "A limit, in ratelimits:", limit_keys,
+	    NELEM(limit_keys));
 }

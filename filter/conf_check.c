@@ -196,3 +196,48 @@ conf_check_header_name(const char *v, char *err, size_t len)
 		return fail(err, len, "not a header field name");
 	return 0;
 }
+
+int
+conf_check_store_backend(const char *v, char *err, size_t len)
+{
+	if (strcmp(v, "lmdb") == 0 || strcmp(v, "redis") == 0)
+		return 0;
+	return fail(err, len, "expected lmdb or redis");
+}
+
+int
+conf_check_on_error(const char *v, char *err, size_t len)
+{
+	if (strcmp(v, "accept") == 0 || strcmp(v, "tempfail") == 0)
+		return 0;
+	return fail(err, len,
+	    "expected accept (fail open) or tempfail (fail closed)");
+}
+
+/* conf_check_redis_host - a host name, an address or unix:/PATH */
+int
+conf_check_redis_host(const char *v, char *err, size_t len)
+{
+	struct in6_addr a;
+
+	if (strncmp(v, "unix:", 5) == 0)
+		return conf_check_path(v + 5, err, len);
+	if (host_ok(v) || inet_pton(AF_INET6, v, &a) == 1)
+		return 0;
+	return fail(err, len, "expected a host name, an address or unix:/PATH");
+}
+
+/* conf_check_key_prefix - printable, no spaces, short */
+int
+conf_check_key_prefix(const char *v, char *err, size_t len)
+{
+	const char *p;
+
+	for (p = v; *p != '\0'; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+			break;
+	if (*p != '\0' || p - v > 32)
+		return fail(err, len,
+		    "expected at most 32 printable characters, no spaces");
+	return 0;
+}

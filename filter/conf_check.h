@@ -17,5 +17,9 @@ int conf_check_hostname(const char *, char *err, size_t errlen);
 int conf_check_explanation(const char *, char *err, size_t errlen);
 int conf_check_token(const char *, char *err, size_t errlen);
 int conf_check_header_name(const char *, char *err, size_t errlen);
+int conf_check_store_backend(const char *, char *err, size_t errlen);
+int conf_check_on_error(const char *, char *err, size_t errlen);
+int conf_check_redis_host(const char *, char *err, size_t errlen);
+int conf_check_key_prefix(const char *, char *err, size_t errlen);
 
 #endif

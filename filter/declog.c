@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "declog.h"
+#include "dnsbl.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -178,6 +179,94 @@ spf_json(struct buf *b, const char *k, const struct spf_response *r)
 	    r->lookups, r->void_lookups, r->dns_queries, r->elapsed_ms);
 }
 
+/* lists_json - every blocklist lookup of the message */
+static void
+lists_json(struct buf *b, const struct rep_facts *rep)
+{
+	const struct dnsbl_result *r;
+	char codes[DNSBL_MAX_CODES * 16];
+	size_t i;
+
+	key(b, "lists");
+	buf_addc(b, '[');
+	for (i = 0; rep != NULL && i < rep->nlists; i++) {
+		r = rep->lists[i];
+		if (i > 0)
+			buf_addc(b, ',');
+		buf_adds(b, "{\"list\":");
+		buf_add_jsons(b, r->list->name);
+		buf_adds(b, ",\"kind\":");
+		buf_add_jsons(b, r->list->kind == DNSBL_IP ? "dnsbl" : "rhsbl");
+		buf_adds(b, ",\"subject\":");
+		buf_add_jsons(b, r->subject);
+		buf_adds(b, ",\"status\":");
+		buf_add_jsons(b, dnsbl_status_name(r->status));
+		dnsbl_codes_text(r, codes, sizeof(codes));
+		buf_adds(b, ",\"codes\":");
+		buf_add_jsons(b, codes[0] != '\0' ? codes : NULL);
+		buf_adds(b, ",\"why\":");
+		buf_add_jsons(b, r->why);
+		buf_addc(b, '}');
+	}
+	buf_addc(b, ']');
+}
+
+static void
+history_one(struct buf *b, const struct rep_history *h)
+{
+	int r;
+
+	buf_adds(b, "{\"class\":");
+	buf_add_jsons(b, policy_history_name(h->class));
+	buf_addf(b, ",\"delivered\":%lld,\"refused\":%lld,\"first\":%lld",
+	    (long long)h->delivered, (long long)h->refused,
+	    (long long)h->first);
+	buf_adds(b, ",\"spf\":{");
+	for (r = SPF_NONE; r <= SPF_PERMERROR; r++)
+		buf_addf(b, "%s\"%s\":%lld", r > SPF_NONE ? "," : "",
+		    spf_result_name((enum spf_result)r),
+		    (long long)h->counts[r]);
+	buf_adds(b, "}}");
+}
+
+/* rep_json - history, rate limits and store failures */
+static void
+rep_json(struct buf *b, const struct rep_facts *rep)
+{
+	size_t i;
+
+	key(b, "history");
+	if (rep != NULL && rep->have_history) {
+		buf_adds(b, "{\"domain\":");
+		history_one(b, rep->history);
+		buf_adds(b, ",\"network\":");
+		if (rep->net_history != NULL)
+			history_one(b, rep->net_history);
+		else
+			buf_adds(b, "null");
+		buf_addf(b, ",\"anomaly\":%s}",
+		    rep->anomaly ? "true" : "false");
+	} else
+		buf_adds(b, "null");
+	kv(b, "network", rep != NULL ? rep->net : NULL);
+	key(b, "rates");
+	buf_addc(b, '[');
+	for (i = 0; rep != NULL && i < rep->nrates; i++) {
+		const struct rep_rate_state *r = &rep->rates[i];
+
+		if (!r->checked)
+			continue;
+		if (b->data[b->len - 1] != '[')
+			buf_addc(b, ',');
+		buf_adds(b, "{\"limit\":");
+		buf_add_jsons(b, r->limit->name);
+		buf_addf(b, ",\"rate\":%.2f,\"max\":%u,\"over\":%s}", r->rate,
+		    r->limit->limit, r->over ? "true" : "false");
+	}
+	buf_addc(b, ']');
+	kv(b, "store_error", rep != NULL ? rep->store_error : NULL);
+}
+
 static void
 time_json(struct buf *b, const struct timespec *ts)
 {
@@ -227,6 +316,8 @@ declog_format(const struct decision *d, struct buf *b)
 		buf_adds(b, "null");
 	spf_json(b, "spf_helo", d->spf_helo);
 	spf_json(b, "spf_mfrom", d->spf_mfrom);
+	lists_json(b, d->rep);
+	rep_json(b, d->rep);
 	kv(b, "policy_set", v != NULL && v->set != NULL ? v->set->name : NULL);
 	kv(b, "rule", v != NULL && v->rule != NULL ? v->rule->name : NULL);
 	kv(b, "action", v != NULL ? policy_action_name(v->action) : "accept");
@@ -239,6 +330,14 @@ declog_format(const struct decision *d, struct buf *b)
 		buf_add_jsons(b, v->text);
 		buf_addc(b, '}');
 	} else
+		buf_adds(b, "null");
+	key(b, "greylist");
+	if (v != NULL && v->would == ACT_GREYLIST)
+		buf_addf(b, "{\"state\":\"deferred\",\"retry_s\":%u}",
+		    v->retry_s);
+	else if (v != NULL && v->greylist_pass)
+		buf_adds(b, "{\"state\":\"passed\"}");
+	else
 		buf_adds(b, "null");
 	key(b, "shadow");
 	buf_addc(b, '[');
@@ -292,7 +391,7 @@ declog_format_syslog(const struct decision *d, struct buf *b)
 {
 	const struct policy_verdict *v = d->verdict;
 	const struct policy_facts *f = d->facts;
-	size_t i;
+	size_t i, n;
 
 	text(b, d->queue_id != NULL ? d->queue_id : "NOQUEUE");
 	buf_adds(b, ": action=");
@@ -326,4 +425,14 @@ declog_format_syslog(const struct decision *d, struct buf *b)
 	}
 	if (v != NULL && v->text != NULL && policy_action_refuses(v->would))
 		buf_addf(b, " reply=%d/%s", v->code, v->xcode);
+	for (i = 0, n = 0; d->rep != NULL && i < d->rep->nlists; i++)
+		if (d->rep->lists[i]->status != DNSBL_CLEAN) {
+			buf_adds(b, n++ == 0 ? " lists=" : ",");
+			text(b, d->rep->lists[i]->list->name);
+			buf_addc(b, ':');
+			buf_adds(b,
+			    dnsbl_status_name(d->rep->lists[i]->status));
+		}
+	if (d->rep != NULL && d->rep->store_error != NULL)
+		buf_adds(b, " store=error");
 }

@@ -21,25 +21,33 @@
 #define MIN_THREADS 2
 #define STACK_SIZE  (512 * 1024)
 
-struct spf_job {
-	struct spf_job *next; /* queue link */
+struct job {
+	struct job *next; /* queue link */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int refs;
 	bool done;
+	job_fn run;
+	job_fn cancel;
+	job_fn release;
+	void *arg;
+	struct timespec started;
+};
+
+/* An SPF check is a job whose argument is this. */
+struct spf_task {
 	const struct spf_engine *engine;
 	struct dns_ctx *dns;
 	struct spf_request req; /* strings owned below */
 	char *ip, *helo, *sender, *receiver, *default_exp;
 	struct spf_response resp;
-	struct timespec started;
 };
 
 struct jobs {
 	pthread_mutex_t mu;
 	pthread_cond_t work; /* a job was queued, or stop */
 	pthread_cond_t gone; /* a thread exited */
-	struct spf_job *head, *tail;
+	struct job *head, *tail;
 	unsigned queued;
 	unsigned threads, idle, max;
 	unsigned long done;
@@ -53,7 +61,7 @@ dup_or_null(const char *s)
 }
 
 static void
-job_unref(struct spf_job *j)
+job_unref(struct job *j)
 {
 	int left;
 
@@ -62,12 +70,8 @@ job_unref(struct spf_job *j)
 	(void)pthread_mutex_unlock(&j->mu);
 	if (left > 0)
 		return;
-	spf_response_free(&j->resp);
-	free(j->ip);
-	free(j->helo);
-	free(j->sender);
-	free(j->receiver);
-	free(j->default_exp);
+	if (j->release != NULL)
+		j->release(j->arg);
 	(void)pthread_cond_destroy(&j->cv);
 	(void)pthread_mutex_destroy(&j->mu);
 	free(j);
@@ -78,7 +82,7 @@ static void *
 worker(void *arg)
 {
 	struct jobs *p = arg;
-	struct spf_job *j;
+	struct job *j;
 	struct timespec until;
 	int rc;
 
@@ -102,7 +106,7 @@ worker(void *arg)
 		p->queued--;
 		(void)pthread_mutex_unlock(&p->mu);
 
-		spf_check(j->engine, j->dns, &j->req, &j->resp);
+		j->run(j->arg);
 		(void)pthread_mutex_lock(&j->mu);
 		j->done = true;
 		(void)pthread_cond_broadcast(&j->cv);
@@ -156,7 +160,7 @@ jobs_create(unsigned max_threads)
 void
 jobs_destroy(struct jobs *p)
 {
-	struct spf_job *j;
+	struct job *j;
 
 	if (p == NULL)
 		return;
@@ -166,10 +170,11 @@ jobs_destroy(struct jobs *p)
 	while (p->threads > 0)
 		(void)pthread_cond_wait(&p->gone, &p->mu);
 	while ((j = p->head) != NULL) {
-		/* never run: finish it as a temporary error */
+		/* never run: let it say so */
 		p->head = j->next;
 		(void)pthread_mutex_lock(&j->mu);
-		j->resp.result = SPF_TEMPERROR;
+		if (j->cancel != NULL)
+			j->cancel(j->arg);
 		j->done = true;
 		(void)pthread_cond_broadcast(&j->cv);
 		(void)pthread_mutex_unlock(&j->mu);
@@ -182,11 +187,10 @@ jobs_destroy(struct jobs *p)
 	free(p);
 }
 
-struct spf_job *
-spf_job_start(struct jobs *p, const struct spf_engine *eng, struct dns_ctx *dns,
-    const struct spf_request *req)
+struct job *
+job_start(struct jobs *p, job_fn run, job_fn cancel, job_fn release, void *arg)
 {
-	struct spf_job *j;
+	struct job *j;
 	pthread_condattr_t attr;
 
 	j = xcalloc(1, sizeof(*j));
@@ -196,14 +200,10 @@ spf_job_start(struct jobs *p, const struct spf_engine *eng, struct dns_ctx *dns,
 	(void)pthread_cond_init(&j->cv, &attr);
 	(void)pthread_condattr_destroy(&attr);
 	j->refs = 2;
-	j->engine = eng;
-	j->dns = dns;
-	j->req = *req;
-	j->req.ip = j->ip = dup_or_null(req->ip);
-	j->req.helo = j->helo = dup_or_null(req->helo);
-	j->req.sender = j->sender = dup_or_null(req->sender);
-	j->req.receiver = j->receiver = dup_or_null(req->receiver);
-	j->req.default_exp = j->default_exp = dup_or_null(req->default_exp);
+	j->run = run;
+	j->cancel = cancel;
+	j->release = release;
+	j->arg = arg;
 	(void)clock_gettime(CLOCK_MONOTONIC, &j->started);
 
 	(void)pthread_mutex_lock(&p->mu);
@@ -221,7 +221,7 @@ spf_job_start(struct jobs *p, const struct spf_engine *eng, struct dns_ctx *dns,
 }
 
 bool
-spf_job_wait(struct spf_job *j, const struct timespec *until)
+job_wait(struct job *j, const struct timespec *until)
 {
 	bool done;
 	int rc = 0;
@@ -234,23 +234,77 @@ spf_job_wait(struct spf_job *j, const struct timespec *until)
 	return done;
 }
 
-const struct spf_response *
-spf_job_response(const struct spf_job *j)
+void *
+job_arg(const struct job *j)
 {
-	return &j->resp;
+	return j->arg;
 }
 
 const struct timespec *
-spf_job_started(const struct spf_job *j)
+job_started(const struct job *j)
 {
 	return &j->started;
 }
 
 void
-spf_job_release(struct spf_job *j)
+job_release(struct job *j)
 {
 	if (j != NULL)
 		job_unref(j);
+}
+
+static void
+spf_task_run(void *arg)
+{
+	struct spf_task *t = arg;
+
+	spf_check(t->engine, t->dns, &t->req, &t->resp);
+}
+
+static void
+spf_task_cancel(void *arg)
+{
+	struct spf_task *t = arg;
+
+	t->resp.result = SPF_TEMPERROR;
+}
+
+static void
+spf_task_free(void *arg)
+{
+	struct spf_task *t = arg;
+
+	spf_response_free(&t->resp);
+	free(t->ip);
+	free(t->helo);
+	free(t->sender);
+	free(t->receiver);
+	free(t->default_exp);
+	free(t);
+}
+
+struct job *
+spf_job_start(struct jobs *p, const struct spf_engine *eng, struct dns_ctx *dns,
+    const struct spf_request *req)
+{
+	struct spf_task *t;
+
+	t = xcalloc(1, sizeof(*t));
+	t->engine = eng;
+	t->dns = dns;
+	t->req = *req;
+	t->req.ip = t->ip = dup_or_null(req->ip);
+	t->req.helo = t->helo = dup_or_null(req->helo);
+	t->req.sender = t->sender = dup_or_null(req->sender);
+	t->req.receiver = t->receiver = dup_or_null(req->receiver);
+	t->req.default_exp = t->default_exp = dup_or_null(req->default_exp);
+	return job_start(p, spf_task_run, spf_task_cancel, spf_task_free, t);
+}
+
+const struct spf_response *
+spf_job_response(const struct job *j)
+{
+	return &((const struct spf_task *)j->arg)->resp;
 }
 
 void

@@ -23,6 +23,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
@@ -40,7 +42,10 @@
 #include "jobs.h"
 #include "log.h"
 #include "milter.h"
+#include "store.h"
 #include "xalloc.h"
+
+#define SWEEP_EVERY_S 60 /* expired store records removed */
 
 #ifndef SPFGUARD_CONF
 #define SPFGUARD_CONF "/etc/spfguard/spfguard.conf"
@@ -214,11 +219,72 @@ milter_thread(void *arg)
 	return NULL;
 }
 
+/* open_store - the reputation store, if the configuration keeps state */
+static struct store *
+open_store(const struct conf *conf, char *err, size_t errlen)
+{
+	struct store_opts o;
+
+	conf_store_opts(conf, &o);
+	return store_open(&o, err, errlen);
+}
+
+/*
+ * check_store - open the store once before detaching, so that what is
+ * wrong (a directory the daemon cannot write) is said on the terminal; an
+ * LMDB environment must not cross a fork, so it is closed again, and its
+ * directory and files are given to the daemon's user.
+ */
+static void
+check_store(const struct conf *conf)
+{
+	static const char *const files[] = {"data.mdb", "lock.mdb"};
+	struct store *st;
+	char err[512], path[PATH_MAX];
+	size_t i;
+
+	if (!conf_uses_store(conf))
+		return;
+	if (strcmp(conf->store_backend, "lmdb") == 0) {
+		(void)snprintf(path, sizeof(path), "%s/data.mdb",
+		    conf->store_path);
+		prepare_dir(path, conf->user, conf->group);
+	}
+	if ((st = open_store(conf, err, sizeof(err))) == NULL)
+		fatalx("store: %s", err);
+	store_close(st);
+	if (strcmp(conf->store_backend, "lmdb") != 0 || conf->user == NULL ||
+	    geteuid() != 0)
+		return;
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		(void)snprintf(path, sizeof(path), "%s/%s", conf->store_path,
+		    files[i]);
+		own_file(path, conf->user, conf->group);
+	}
+}
+
+/* sweep - remove expired records now and then (LMDB; Redis expires them) */
+static void
+sweep(struct runtime *rt)
+{
+	struct store *st = __atomic_load_n(&rt->store, __ATOMIC_ACQUIRE);
+	char err[256];
+	long n;
+
+	if (st == NULL)
+		return;
+	if ((n = store_sweep(st, 10000, err, sizeof(err))) < 0)
+		log_warnx("store: sweep: %s", err);
+	else if (n > 0)
+		log_debug("store: %ld expired records removed", n);
+}
+
 /* reload - a new snapshot for new sessions; a broken file changes nothing */
 static void
 reload(struct runtime *rt, const char *file)
 {
 	struct conf *conf, *old;
+	char err[512];
 
 	if ((conf = load(file, false)) == NULL) {
 		log_warnx("reload of %s failed: keeping the configuration in "
@@ -226,6 +292,16 @@ reload(struct runtime *rt, const char *file)
 		    file);
 		return;
 	}
+	if (conf_uses_store(conf) && rt->store == NULL) {
+		struct store *st = open_store(conf, err, sizeof(err));
+
+		if (st == NULL)
+			log_warnx("store: %s (mail is answered as "
+				  "store.on_error says)",
+			    err);
+		__atomic_store_n(&rt->store, st, __ATOMIC_RELEASE);
+	} else if (rt->store != NULL && !conf_same_store(rt->conf, conf))
+		log_warnx("store settings take effect at the next restart");
 	(void)pthread_mutex_lock(&rt->mu);
 	old = rt->conf;
 	rt->conf = conf;
@@ -268,8 +344,9 @@ main(int argc, char **argv)
 	struct dns_opts dopts;
 	pthread_t mt;
 	sigset_t sigs, old;
+	struct pollfd pfd;
 	char err[512], c;
-	int ch;
+	int ch, n;
 
 	while ((ch = getopt(argc, argv, "c:dfnp:P:")) != -1) {
 		switch (ch) {
@@ -342,6 +419,7 @@ main(int argc, char **argv)
 		if (conf->user != NULL && geteuid() == 0)
 			own_file(conf->decision_log, conf->user, conf->group);
 	}
+	check_store(conf);
 	if (!foreground) {
 		detach();
 		log_set_facility(log_facility(conf->syslog_facility));
@@ -366,6 +444,9 @@ main(int argc, char **argv)
 	if ((rt.dns = dns_create(&dopts, err, sizeof(err))) == NULL)
 		fatalx("DNS: %s", err);
 	rt.jobs = jobs_create(conf->workers);
+	if (conf_uses_store(conf) &&
+	    (rt.store = open_store(conf, err, sizeof(err))) == NULL)
+		fatalx("store: %s", err);
 	if (pthread_create(&mt, NULL, milter_thread, NULL) != 0)
 		fatalx("cannot start the milter thread");
 	set_signals();
@@ -373,8 +454,14 @@ main(int argc, char **argv)
 	log_info("spfguard %s listening on %s (configuration %s, engine %s)",
 	    PACKAGE_VERSION, socket, file, conf->spf_engine);
 
+	pfd.fd = sigpipe_fd[0];
+	pfd.events = POLLIN;
 	while (!stop) {
-		if (read(sigpipe_fd[0], &c, 1) != 1) {
+		if ((n = poll(&pfd, 1, SWEEP_EVERY_S * 1000)) == 0) {
+			sweep(&rt);
+			continue;
+		}
+		if (n < 0 || read(sigpipe_fd[0], &c, 1) != 1) {
 			if (errno == EINTR)
 				continue;
 			break;
@@ -396,10 +483,16 @@ main(int argc, char **argv)
 	milter_stop();
 	(void)pthread_join(mt, NULL);
 	jobs_destroy(rt.jobs);
+	store_close(rt.store);
 	dns_destroy(rt.dns);
 	declog_close(rt.declog);
 	if (pidfile != NULL)
 		(void)unlink(pidfile);
+	/* libmilter leaves its unix socket behind; a next start would
+	   remove it, but a stopped daemon should not look like a live one */
+	if (strncmp(socket, "unix:", 5) == 0 ||
+	    strncmp(socket, "local:", 6) == 0)
+		(void)unlink(strchr(socket, ':') + 1);
 	conf_unref(rt.conf);
 	free((char *)pidfile);
 	free((char *)socket);

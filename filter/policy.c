@@ -31,6 +31,13 @@ static const char *const action_names[] = {
     [ACT_QUARANTINE] = "quarantine",
     [ACT_TEMPFAIL] = "tempfail",
     [ACT_REJECT] = "reject",
+    [ACT_GREYLIST] = "greylist",
+};
+
+static const char *const history_names[] = {
+    [HISTORY_NEW] = "new",
+    [HISTORY_ESTABLISHED] = "established",
+    [HISTORY_BAD] = "bad",
 };
 
 enum ph {
@@ -43,6 +50,10 @@ enum ph {
 	PH_RCPT,
 	PH_EXPLANATION,
 	PH_IDENTITY,
+	PH_DNSBL,
+	PH_RHSBL,
+	PH_RATE,
+	PH_RETRY,
 };
 
 /* reply placeholders, in the order of enum ph */
@@ -56,6 +67,16 @@ static const char *const placeholders[] = {
     "rcpt",
     "explanation",
     "identity",
+    "dnsbl",
+    "rhsbl",
+    "rate",
+    "retry",
+};
+
+/* What a reply template may name beyond the facts. */
+struct reply_ctx {
+	const char *rule;
+	unsigned retry_s;
 };
 
 const char *
@@ -83,7 +104,29 @@ policy_action_parse(const char *s, enum policy_action *a)
 bool
 policy_action_refuses(enum policy_action a)
 {
-	return a == ACT_TEMPFAIL || a == ACT_REJECT;
+	return a == ACT_TEMPFAIL || a == ACT_REJECT || a == ACT_GREYLIST;
+}
+
+const char *
+policy_history_name(enum policy_history h)
+{
+	if ((size_t)h < sizeof(history_names) / sizeof(history_names[0]))
+		return history_names[h];
+	return "?";
+}
+
+int
+policy_history_parse(const char *s, enum policy_history *h)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(history_names) / sizeof(history_names[0]); i++) {
+		if (strcasecmp(s, history_names[i]) == 0) {
+			*h = (enum policy_history)i;
+			return 0;
+		}
+	}
+	return -1;
 }
 
 int
@@ -243,13 +286,31 @@ safe_value(struct buf *out, const char *v)
 			: '?');
 }
 
+/* names_value - "a, b" of a list of names, bounded */
+static void
+names_value(struct buf *out, const char *const *names, size_t n)
+{
+	size_t i;
+
+	if (n == 0) {
+		buf_adds(out, "none");
+		return;
+	}
+	for (i = 0; i < n && i < 4; i++) {
+		if (i > 0)
+			buf_adds(out, ", ");
+		safe_value(out, names[i]);
+	}
+}
+
 /* placeholder - append the value of {name}; -1 if there is no such name.
  * Without facts (f == NULL) only the name is checked. */
 static int
 placeholder(const char *name, size_t n, const struct policy_facts *f,
-    const char *rule, struct buf *out)
+    const struct reply_ctx *rc, struct buf *out)
 {
 	const char *v = NULL;
+	char num[24];
 	size_t i;
 
 	for (i = 0; i < sizeof(placeholders) / sizeof(placeholders[0]); i++)
@@ -277,7 +338,7 @@ placeholder(const char *name, size_t n, const struct policy_facts *f,
 		v = f->have_spf ? spf_result_name(f->spf) : "none";
 		break;
 	case PH_RULE:
-		v = rule;
+		v = rc->rule;
 		break;
 	case PH_RCPT:
 		v = f->rcpt;
@@ -290,6 +351,19 @@ placeholder(const char *name, size_t n, const struct policy_facts *f,
 	case PH_IDENTITY:
 		v = f->have_spf ? spf_identity_name(f->spf_identity) : "none";
 		break;
+	case PH_DNSBL:
+		names_value(out, f->dnsbl, f->ndnsbl);
+		return 0;
+	case PH_RHSBL:
+		names_value(out, f->rhsbl, f->nrhsbl);
+		return 0;
+	case PH_RATE:
+		names_value(out, f->rate_over, f->nrate_over);
+		return 0;
+	case PH_RETRY:
+		(void)snprintf(num, sizeof(num), "%u", rc->retry_s);
+		v = num;
+		break;
 	}
 	safe_value(out, v);
 	return 0;
@@ -297,7 +371,7 @@ placeholder(const char *name, size_t n, const struct policy_facts *f,
 
 /* expand - a reply template; out == NULL only checks it */
 static int
-expand(const char *t, const struct policy_facts *f, const char *rule,
+expand(const char *t, const struct policy_facts *f, const struct reply_ctx *rc,
     struct buf *out, char *err, size_t errlen)
 {
 	const char *end;
@@ -328,12 +402,12 @@ expand(const char *t, const struct policy_facts *f, const char *rule,
 			    "unterminated '{' in reply");
 			return -1;
 		}
-		if (placeholder(t + 1, (size_t)(end - t - 1), f, rule, out) !=
+		if (placeholder(t + 1, (size_t)(end - t - 1), f, rc, out) !=
 		    0) {
 			(void)snprintf(err, errlen,
 			    "unknown placeholder {%.*s} in reply (known: "
 			    "sender domain ip helo result rule rcpt "
-			    "explanation identity)",
+			    "explanation identity dnsbl rhsbl rate retry)",
 			    (int)(end - t - 1 > 40 ? 40 : end - t - 1), t + 1);
 			return -1;
 		}
@@ -353,14 +427,33 @@ policy_template_check(const char *t, char *err, size_t errlen)
 	return expand(t, NULL, NULL, NULL, err, errlen);
 }
 
-/* default_reply - RFC 7372 codes and a plain text for a refusal */
+/* default_reply - RFC 7372 codes and a plain text for a refusal; a rule
+ * about a blocklist or a rate limit says so rather than talk about SPF */
 static void
-default_reply(const struct policy_facts *f, enum policy_action a, int *code,
-    char *xcode, const char **tmpl)
+default_reply(const struct policy_facts *f, const struct policy_rule *rule,
+    enum policy_action a, int *code, char *xcode, const char **tmpl)
 {
+	const struct policy_match *m = &rule->match;
 	enum spf_result r = f->have_spf ? f->spf : SPF_NONE;
 
-	if (a == ACT_REJECT) {
+	if (a == ACT_GREYLIST) {
+		*code = 451;
+		(void)strcpy(xcode, "4.7.1");
+		*tmpl = "Greylisted: please try again in {retry} seconds";
+	} else if (m->dnsbl.n > 0 && f->ndnsbl > 0) {
+		*code = a == ACT_REJECT ? 550 : 451;
+		(void)strcpy(xcode, a == ACT_REJECT ? "5.7.1" : "4.7.1");
+		*tmpl = "Client host [{ip}] blocked using {dnsbl}";
+	} else if (m->rhsbl.n > 0 && f->nrhsbl > 0) {
+		*code = a == ACT_REJECT ? 550 : 451;
+		(void)strcpy(xcode, a == ACT_REJECT ? "5.7.1" : "4.7.1");
+		*tmpl = "Sender {domain} blocked using {rhsbl}";
+	} else if (m->rate_over.n > 0 && f->nrate_over > 0) {
+		*code = a == ACT_REJECT ? 550 : 451;
+		(void)strcpy(xcode, a == ACT_REJECT ? "5.7.1" : "4.7.1");
+		*tmpl = "Too much mail from this source ({rate}), try again "
+			"later";
+	} else if (a == ACT_REJECT) {
 		*code = 550;
 		if (r == SPF_FAIL) {
 			(void)strcpy(xcode, "5.7.23");
@@ -399,8 +492,11 @@ make_reply(const struct policy_facts *f, const struct policy_rule *rule,
 	const char *tmpl;
 	struct buf out;
 	char err[160];
+	struct reply_ctx rc;
 
-	default_reply(f, v->would, &v->code, v->xcode, &tmpl);
+	rc.rule = rule->name;
+	rc.retry_s = v->retry_s;
+	default_reply(f, rule, v->would, &v->code, v->xcode, &tmpl);
 	if (rule->code != 0)
 		v->code = rule->code;
 	if (rule->xcode != NULL)
@@ -408,7 +504,7 @@ make_reply(const struct policy_facts *f, const struct policy_rule *rule,
 	if (rule->reply != NULL)
 		tmpl = rule->reply;
 	buf_init(&out);
-	if (expand(tmpl, f, rule->name, &out, err, sizeof(err)) != 0) {
+	if (expand(tmpl, f, &rc, &out, err, sizeof(err)) != 0) {
 		buf_reset(&out);
 		buf_adds(&out, "Message refused by policy");
 	}
@@ -480,6 +576,32 @@ spf_mismatch(const char *what, bool have, enum spf_result r, unsigned mask)
 	return fmt("%s is %s, wants %s", what, spf_result_name(r), want);
 }
 
+/* names_match - is one of the names (lists, limits) among the patterns? */
+static bool
+names_match(const struct policy_patterns *p, const char *const *names, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (policy_pattern_match(p, names[i]))
+			return true;
+	return false;
+}
+
+static char *
+names_mismatch(const char *what, const char *verb, const char *const *names,
+    size_t n)
+{
+	struct buf b;
+	char *s;
+
+	buf_init(&b);
+	names_value(&b, names, n);
+	s = fmt("%s: %s %s", what, verb, buf_str(&b));
+	buf_free(&b);
+	return s;
+}
+
 /* mismatch - the first condition of m that f fails, or NULL if all hold */
 static char *
 mismatch(const struct policy *pol, const struct policy_match *m,
@@ -535,6 +657,33 @@ mismatch(const struct policy *pol, const struct policy_match *m,
 		    f->spf_mfrom, m->spf_mfrom);
 	if (m->spf != 0 && (!f->have_spf || (m->spf & (1u << f->spf)) == 0))
 		return spf_mismatch("spf", f->have_spf, f->spf, m->spf);
+	if (m->dnsbl.n > 0 && !names_match(&m->dnsbl, f->dnsbl, f->ndnsbl))
+		return names_mismatch("dnsbl", "listed on", f->dnsbl,
+		    f->ndnsbl);
+	if (m->dnsbl_unknown.n > 0 &&
+	    !names_match(&m->dnsbl_unknown, f->dnsbl_unknown,
+		f->ndnsbl_unknown))
+		return names_mismatch("dnsbl_unknown", "unknown on",
+		    f->dnsbl_unknown, f->ndnsbl_unknown);
+	if (m->rhsbl.n > 0 && !names_match(&m->rhsbl, f->rhsbl, f->nrhsbl))
+		return names_mismatch("rhsbl", "listed on", f->rhsbl,
+		    f->nrhsbl);
+	if (m->rhsbl_unknown.n > 0 &&
+	    !names_match(&m->rhsbl_unknown, f->rhsbl_unknown,
+		f->nrhsbl_unknown))
+		return names_mismatch("rhsbl_unknown", "unknown on",
+		    f->rhsbl_unknown, f->nrhsbl_unknown);
+	if (m->rate_over.n > 0 &&
+	    !names_match(&m->rate_over, f->rate_over, f->nrate_over))
+		return names_mismatch("rate_over", "over", f->rate_over,
+		    f->nrate_over);
+	if (m->history != 0 &&
+	    (!f->have_history || (m->history & (1u << f->history)) == 0))
+		return fmt("history is %s",
+		    f->have_history ? policy_history_name(f->history)
+				    : "unknown");
+	if (m->anomaly != POLICY_ANY && f->anomaly != m->anomaly)
+		return fmt("anomaly is %s", f->anomaly ? "true" : "false");
 	return NULL;
 }
 
@@ -555,10 +704,20 @@ policy_evaluate(const struct policy *pol, const struct policy_facts *f,
 	v->set = set;
 	v->monitor = mode == MODE_MONITOR;
 	v->would = ACT_ACCEPT;
-	for (i = 0; i < set->nrules; i++) {
-		r = &set->rules[i];
+	for (i = 0; i < pol->npre_rules + set->nrules; i++) {
+		r = i < pol->npre_rules ? &pol->pre_rules[i]
+					: &set->rules[i - pol->npre_rules];
 		if ((why = mismatch(pol, &r->match, f)) != NULL) {
 			trace_add(v, r, false, why);
+			continue;
+		}
+		if (r->action == ACT_GREYLIST && !r->shadow && !v->monitor &&
+		    f->greylist != NULL &&
+		    !f->greylist(f->greylist_arg, f, &v->retry_s)) {
+			/* the source retried in time: not this rule's mail */
+			trace_add(v, r, false,
+			    xstrdup("greylist: the source passed"));
+			v->greylist_pass = true;
 			continue;
 		}
 		trace_add(v, r, true, xstrdup("all conditions hold"));
@@ -615,6 +774,11 @@ rule_free(struct policy_rule *r)
 	free(r->xcode);
 	free(r->reply);
 	free(m->nets);
+	patterns_free(&m->dnsbl);
+	patterns_free(&m->dnsbl_unknown);
+	patterns_free(&m->rhsbl);
+	patterns_free(&m->rhsbl_unknown);
+	patterns_free(&m->rate_over);
 	patterns_free(&m->client_name);
 	patterns_free(&m->helo);
 	patterns_free(&m->from_domain);
@@ -637,6 +801,9 @@ policy_free(struct policy *pol)
 		free(pol->sets[i].name);
 		patterns_free(&pol->sets[i].rcpt_domains);
 	}
+	for (j = 0; j < pol->npre_rules; j++)
+		rule_free(&pol->pre_rules[j]);
+	free(pol->pre_rules);
 	free(pol->sets);
 	free(pol->trusted);
 	free(pol);

@@ -16,7 +16,10 @@
 #include <stddef.h>
 
 #include "buf.h"
+#include "dnsbl.h"
 #include "policy.h"
+#include "reputation.h"
+#include "store.h"
 
 #define CONF_DEFAULT_SOCKET "inet:8891@127.0.0.1"
 
@@ -55,10 +58,54 @@ struct conf {
 	bool remove_forged_ar;
 	char *tag_header;
 
+	/* store (reputation state) */
+	char *store_backend; /* "lmdb" or "redis" */
+	char *store_path;
+	unsigned store_map_size_mb;
+	char *redis_host;
+	unsigned redis_port;
+	char *redis_password;
+	unsigned redis_db;
+	unsigned redis_pool;
+	unsigned store_timeout_ms;
+	char *store_prefix;
+	char *store_on_error; /* "accept" or "tempfail" */
+
+	/* reputation */
+	unsigned v4_prefix, v6_prefix; /* a client's network */
+	bool history;
+	unsigned hist_established_messages;
+	unsigned hist_established_hours;
+	unsigned hist_bad_refusals;
+	unsigned hist_bad_percent;
+	unsigned hist_expiry_days;
+	unsigned grey_delay;
+	unsigned grey_window;
+	unsigned grey_expiry_days;
+	struct rep_history_opts hist;  /* from the hist_ settings */
+	struct rep_greylist_opts grey; /* from the grey_ settings */
+	struct dnsbl_list *dnsbls;     /* DNSBLs, then RHSBLs */
+	size_t ndnsbls;
+	struct rate_limit *limits;
+	size_t nlimits;
+	bool uses_greylist; /* a rule greylists */
+
 	struct policy *policy;
 };
 
 struct conf *conf_load(const char *path, struct buf *errors);
+
+/* Does the configuration keep state in the store? */
+bool conf_uses_store(const struct conf *);
+
+/* The store settings, borrowed from the snapshot. */
+void conf_store_opts(const struct conf *, struct store_opts *);
+
+/* Do two snapshots open the same store? */
+bool conf_same_store(const struct conf *, const struct conf *);
+
+/* Fail closed (tempfail) when the store fails? */
+bool conf_store_fail_closed(const struct conf *);
 struct conf *conf_ref(struct conf *);
 void conf_unref(struct conf *);
 

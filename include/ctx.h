@@ -10,8 +10,8 @@
  *
  * The struct runtime is the process-wide state the daemon owns: the
  * current configuration snapshot (swapped on reload), the DNS layer, the
- * SPF workers and the decision log. A connection keeps the snapshot it
- * started with.
+ * workers, the decision log and the reputation store. A connection keeps
+ * the snapshot it started with.
  */
 #ifndef SPFGUARD_CTX_H
 #define SPFGUARD_CTX_H
@@ -26,15 +26,19 @@
 #include "jobs.h"
 #include "policy.h"
 #include "spf.h"
+#include "store.h"
 
 struct runtime {
 	pthread_mutex_t mu;
 	struct conf *conf; /* current snapshot; under mu */
 	struct dns_ctx *dns;
 	struct jobs *jobs;
-	struct declog *declog;	 /* NULL: no decision log */
-	unsigned long next_conn; /* under mu */
-	unsigned long sessions;	 /* in flight; under mu */
+	struct declog *declog;	      /* NULL: no decision log */
+	struct store *store;	      /* NULL: none configured or opened */
+	unsigned long next_conn;      /* under mu */
+	unsigned long sessions;	      /* in flight; under mu */
+	unsigned long store_failures; /* under mu */
+	time_t store_warned;	      /* last warning; under mu */
 };
 
 struct conn;

@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "policy.h"
+#include "reputation.h"
 #include "spf.h"
 
 /* One decision. Everything is borrowed. */
@@ -33,6 +34,7 @@ struct decision {
 	const struct spf_response *spf_mfrom;
 	const struct policy_facts *facts; /* the deciding identity */
 	const struct policy_verdict *verdict;
+	const struct rep_facts *rep; /* NULL: none */
 	const char *mode;
 	long elapsed_ms; /* MAIL FROM to this decision */
 };

@@ -23,6 +23,7 @@ enum policy_action {
 	ACT_QUARANTINE, /* deliver to the MTA's hold queue */
 	ACT_TEMPFAIL,	/* 4xx at RCPT */
 	ACT_REJECT,	/* 5xx at RCPT */
+	ACT_GREYLIST,	/* 451 4.7.1 until the source retries */
 };
 
 enum policy_mode {
@@ -65,6 +66,21 @@ struct policy_match {
 	unsigned spf;	   /* bit (1 << result); 0: any */
 	unsigned spf_helo;
 	unsigned spf_mfrom;
+	/* reputation: list and limit names ("*": any) */
+	struct policy_patterns dnsbl;
+	struct policy_patterns dnsbl_unknown;
+	struct policy_patterns rhsbl;
+	struct policy_patterns rhsbl_unknown;
+	struct policy_patterns rate_over;
+	unsigned history; /* bit (1 << enum policy_history); 0: any */
+	int anomaly;	  /* POLICY_ANY, 0 or 1 */
+};
+
+/* Sender history classes (reputation.c decides which applies). */
+enum policy_history {
+	HISTORY_NEW,
+	HISTORY_ESTABLISHED,
+	HISTORY_BAD,
 };
 
 struct policy_rule {
@@ -91,6 +107,10 @@ struct policy {
 	enum policy_mode mode;
 	struct policy_cidr *trusted;
 	size_t ntrusted;
+	/* rules tried before every set's own: the default actions of rate
+	   limits ("ratelimit:NAME") */
+	struct policy_rule *pre_rules;
+	size_t npre_rules;
 	struct policy_set *sets; /* sets[0]: the default set */
 	size_t nsets;
 };
@@ -114,6 +134,33 @@ struct policy_facts {
 	enum spf_identity spf_identity;
 	const char *spf_domain;	     /* domain of the deciding identity */
 	const char *spf_explanation; /* for fail, or NULL */
+
+	/* reputation (names of lists and limits); NULL/0: none */
+	const char *const *dnsbl; /* the client is listed on */
+	size_t ndnsbl;
+	const char *const *dnsbl_unknown; /* could not tell */
+	size_t ndnsbl_unknown;
+	const char *const *rhsbl; /* the sender domain or HELO is
+				     listed on */
+	size_t nrhsbl;
+	const char *const *rhsbl_unknown;
+	size_t nrhsbl_unknown;
+	const char *const *rate_over; /* limits over */
+	size_t nrate_over;
+	bool have_history; /* false: history off, unknown, or none
+			      of the sender's mail validated */
+	enum policy_history history;
+	bool anomaly; /* established domain, SPF now fails */
+
+	/*
+	 * Greylisting: asked when a greylist rule matches (enforce mode, not
+	 * shadow). Returns true to defer, with the seconds until a retry is
+	 * accepted; false when the source passed (the next rules decide).
+	 * NULL: always defer (as for replay or tests without a store).
+	 */
+	bool (*greylist)(void *arg, const struct policy_facts *,
+	    unsigned *retry_s);
+	void *greylist_arg;
 };
 
 struct policy_trace {
@@ -134,8 +181,12 @@ struct policy_verdict {
 	enum policy_action action;	/* what to do (monitor: never refuse) */
 	enum policy_action would;	/* what the rule says */
 	bool monitor;
-	int code; /* SMTP reply for TEMPFAIL/REJECT (and
-		     for monitor, what it would be) */
+	int code;	    /* SMTP reply for a refusal (and for
+			       monitor, what it would be) */
+	unsigned retry_s;   /* ACT_GREYLIST: seconds until a retry
+			       passes */
+	bool greylist_pass; /* a greylist rule matched and the
+			       source had passed it */
 	char xcode[16];
 	char *text; /* reply text, expanded and escaped */
 	struct policy_shadow *shadows;
@@ -157,6 +208,8 @@ const struct policy_set *
 policy_set_for(const struct policy *, const char *rcpt_domain);
 
 const char *policy_action_name(enum policy_action);
+const char *policy_history_name(enum policy_history);
+int policy_history_parse(const char *, enum policy_history *);
 int policy_action_parse(const char *, enum policy_action *);
 bool policy_action_refuses(enum policy_action);
 

@@ -1,8 +1,8 @@
 #!/bin/sh
 # install-test-deps.sh - install, as root and without questions, the Debian
-# packages the end-to-end and miltertest tests need beyond the build
-# (packaging/debian-test-deps): postfix, swaks, miltertest, python3-dnslib,
-# python3-yaml.
+# packages the end-to-end, miltertest and store tests need beyond the
+# build (packaging/debian-test-deps): postfix, swaks, miltertest,
+# python3-dnslib, python3-yaml, redis-server.
 #
 # Idempotent: prints nothing and changes nothing when all are installed.
 # Never leaves the system Postfix running or enabled: the tests run their own
@@ -10,7 +10,9 @@
 # a policy-rc.d (if none exists) keeps the package from starting its
 # service; afterwards, if this script installed postfix, its service is
 # disabled, and if anything from it still runs (the default instance), it
-# is stopped with `postfix stop`.
+# is stopped with `postfix stop`. The same holds for redis-server: the
+# store test runs its own on a loopback port; the system one is disabled
+# and, if running, stopped.
 #
 # Exit status: 0 when everything is installed, 1 when it cannot be (not
 # root, apt-get failed).
@@ -33,6 +35,8 @@ echo "== installing test dependencies:$missing"
 
 new_postfix=no
 case " $missing " in *" postfix "*) new_postfix=yes ;; esac
+new_redis=no
+case " $missing " in *" redis-server "*) new_redis=yes ;; esac
 
 # 1. no question from postfix's debconf, and no main.cf written
 echo "postfix postfix/main_mailer_type select No configuration" |
@@ -71,6 +75,19 @@ if [ "$new_postfix" = yes ]; then
 		update-rc.d postfix disable >/dev/null 2>&1
 	if /usr/sbin/postfix status >/dev/null 2>&1; then
 		/usr/sbin/postfix stop >/dev/null 2>&1 || :
+	fi
+fi
+# 4. the system redis-server too
+if [ "$new_redis" = yes ]; then
+	if command -v systemctl >/dev/null 2>&1; then
+		systemctl disable redis-server.service >/dev/null 2>&1 || :
+		[ -d /run/systemd/system ] && systemctl stop redis-server.service >/dev/null 2>&1
+	fi
+	command -v update-rc.d >/dev/null 2>&1 &&
+		update-rc.d redis-server disable >/dev/null 2>&1
+	pidfile=/run/redis/redis-server.pid
+	if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+		kill "$(cat "$pidfile")" 2>/dev/null || :
 	fi
 fi
 if command -v ss >/dev/null 2>&1 && ss -Hltn 'sport = :25' 2>/dev/null | grep -q .; then

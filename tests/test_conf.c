@@ -354,7 +354,7 @@ static const struct tcase {
 	"rules = (\n  { name = \"a\";\n    action = \"rejekt\"; }\n"
 	");\n",
 	"main.conf:3: rule \"a\": action: \"rejekt\" is not an action (accept, "
-	"tag, quarantine, tempfail, reject)",
+	"tag, quarantine, tempfail, greylist, reject)",
 	0},
     {"action not a string", "rules = ( { name = \"a\"; action = 550; } );\n",
 	"main.conf:1: rule \"a\": action: expected a string", 0},
@@ -474,8 +474,8 @@ static const struct tcase {
     {"reply on accept",
 	"rules = ( { name = \"a\"; action = \"accept\"; reply "
 	"= \"welcome\"; } );\n",
-	"main.conf:1: rule \"a\": reply: only tempfail and reject rules send a "
-	"reply",
+	"main.conf:1: rule \"a\": reply: only tempfail, greylist and reject "
+	"rules send a reply",
 	0},
     {"reply ok",
 	"rules = ( { name = \"a\"; action = \"tempfail\"; reply = "
@@ -496,8 +496,8 @@ static const struct tcase {
     {"code with tag",
 	"rules = ( { name = \"a\"; action = \"tag\"; code = 550; "
 	"} );\n",
-	"main.conf:1: rule \"a\": code: only tempfail and reject rules send a "
-	"code",
+	"main.conf:1: rule \"a\": code: only tempfail, greylist and reject "
+	"rules send a code",
 	0},
     {"code 700",
 	"rules = ( { name = \"a\"; action = \"reject\"; code = 700; } "
@@ -538,7 +538,9 @@ static const struct tcase {
     {"xcode with tag",
 	"rules = ( { name = \"a\"; action = \"tag\"; xcode = "
 	"\"5.7.1\"; } );\n",
-	"main.conf:1: rule \"a\": xcode: only tempfail and reject rules", 0},
+	"main.conf:1: rule \"a\": xcode: only tempfail, greylist and reject "
+	"rules",
+	0},
     {"code and xcode ok",
 	"rules = ( { name = \"a\"; action = \"reject\"; code "
 	"= 554; xcode = \"5.7.23\"; },\n"
@@ -641,6 +643,141 @@ static const struct tcase {
 	"main.conf:3: duplicate rule name \"a\" (first at /", 0},
     {"missing include", "workers = 4;\n@include \"inc/none.conf\"\n",
 	"main.conf:2: cannot open include file", 0},
+    /* reputation: lists, limits, store, greylist and history */
+    {"dnsbl ok",
+	"dnsbl = ( { name = \"zen\"; zone = \"zen.example.\"; codes = [ "
+	"\"127.0.0.2\", \"127.0.0.4\" ]; },\n  { name = \"m\"; zone = "
+	"\"m.example\"; mask = \"127.0.0.6\"; } );\nrules = ( { name = "
+	"\"bl\"; match = { dnsbl = [ \"zen\", \"m\" ]; }; action = "
+	"\"reject\"; reply = \"listed on {dnsbl}\"; } );\n",
+	NULL, 0},
+    {"dnsbl needs zone", "dnsbl = ( { name = \"zen\"; } );\n",
+	"main.conf:1: dnsbl \"zen\": missing zone", 0},
+    {"dnsbl code outside 127/8",
+	"dnsbl = ( { name = \"z\"; zone = \"z.example\";\n  codes = "
+	"\"10.0.0.2\"; } );\n",
+	"main.conf:2: dnsbl \"z\": codes: \"10.0.0.2\" is not an address in "
+	"127.0.0.0/8",
+	0},
+    {"dnsbl codes and mask",
+	"dnsbl = ( { name = \"z\"; zone = \"z.example\"; codes = "
+	"\"127.0.0.2\"; mask = 2; } );\n",
+	"main.conf:1: dnsbl \"z\": codes or mask, not both", 0},
+    {"dnsbl mask range",
+	"dnsbl = ( { name = \"z\"; zone = \"z.example\"; mask = 256; } );\n",
+	"main.conf:1: dnsbl \"z\": mask: 256 is out of range (1..255)", 0},
+    {"dnsbl bad zone", "dnsbl = ( { name = \"z\"; zone = \"bad..zone\"; } );\n",
+	"main.conf:1: dnsbl \"z\": zone: \"bad..zone\" is not a DNS zone", 0},
+    {"dnsbl duplicate",
+	"dnsbl = ( { name = \"z\"; zone = \"a.example\"; },\n { name = "
+	"\"z\"; zone = \"b.example\"; } );\n",
+	"main.conf:2: dnsbl: duplicate list name \"z\"", 0},
+    {"dnsbl identities is rhsbl only",
+	"dnsbl = ( { name = \"z\"; zone = \"a.example\"; identities = "
+	"\"helo\"; } );\n",
+	"main.conf:1: dnsbl \"z\": unknown key \"identities\"", 0},
+    {"rhsbl identities",
+	"rhsbl = ( { name = \"d\"; zone = \"d.example\"; identities = [ "
+	"\"from\", \"sender\" ]; } );\n",
+	"main.conf:1: rhsbl \"d\": identities: \"sender\" is neither \"from\" "
+	"nor \"helo\"",
+	0},
+    {"rule names an undeclared list",
+	"dnsbl = ( { name = \"zen\"; zone = \"z.example\"; } );\nrules = ( { "
+	"name = \"a\"; match = { dnsbl = \"zne\"; }; action = \"reject\"; } "
+	");\n",
+	"main.conf:2: rule \"a\": match: dnsbl: \"zne\" is not the name of a "
+	"list in dnsbl",
+	0},
+    {"rhsbl name is not a dnsbl name",
+	"rhsbl = ( { name = \"d\"; zone = \"d.example\"; } );\nrules = ( { "
+	"name = \"a\"; match = { dnsbl = \"d\"; }; action = \"reject\"; } );\n",
+	"main.conf:2: rule \"a\": match: dnsbl: \"d\" is not the name of a "
+	"list "
+	"in dnsbl",
+	0},
+    {"dnsbl any",
+	"rules = ( { name = \"a\"; match = { dnsbl_unknown = \"*\"; }; action "
+	"= \"tempfail\"; } );\n",
+	NULL, 0},
+    {"ratelimit ok",
+	"ratelimits = ( { name = \"per-ip\"; key = \"ip\"; limit = 100; "
+	"window = 3600; action = \"tempfail\"; reply = \"slow down "
+	"({rate})\"; },\n  { name = \"u\"; key = \"auth_user\"; limit = 10; "
+	"window = 60; count = \"recipients\"; } );\nrules = ( { name = \"a\"; "
+	"match = { rate_over = \"u\"; }; action = \"reject\"; } );\n",
+	NULL, 0},
+    {"ratelimit key",
+	"ratelimits = ( { name = \"x\"; key = \"helo\"; limit = 1; window = 1; "
+	"} );\n",
+	"main.conf:1: ratelimits \"x\": key: \"helo\" is not ip, net, "
+	"sender_domain or auth_user",
+	0},
+    {"ratelimit missing", "ratelimits = ( { name = \"x\"; key = \"ip\"; } );\n",
+	"main.conf:1: ratelimits \"x\": missing limit", 2},
+    {"ratelimit greylist",
+	"ratelimits = ( { name = \"x\"; key = \"ip\"; limit = 1; window = 1; "
+	"action = \"greylist\"; } );\n",
+	"main.conf:1: ratelimits \"x\": action: \"greylist\" is not an action "
+	"for a limit",
+	0},
+    {"ratelimit reply needs action",
+	"ratelimits = ( { name = \"x\"; key = \"ip\"; limit = 1; window = 1; "
+	"reply = \"no\"; } );\n",
+	"main.conf:1: ratelimits \"x\": reply, code and xcode need an action",
+	0},
+    {"ratelimit code class",
+	"ratelimits = ( { name = \"x\"; key = \"ip\"; limit = 1; window = 1; "
+	"action = \"tempfail\"; code = 550; } );\n",
+	"main.conf:1: ratelimits \"x\": code: a tempfail rule needs a 4xx code",
+	0},
+    {"rate_over undeclared",
+	"rules = ( { name = \"a\"; match = { rate_over = \"x\"; }; action = "
+	"\"reject\"; } );\n",
+	"main.conf:1: rule \"a\": match: rate_over: \"x\" is not the name of a "
+	"limit in ratelimits",
+	0},
+    {"greylist rule",
+	"greylist = { delay = 2; retry_window = 600; };\nrules = ( { name = "
+	"\"g\"; match = { spf = [ \"none\", \"softfail\" ]; }; action = "
+	"\"greylist\"; reply = \"retry in {retry} s\"; code = 450; xcode = "
+	"\"4.7.1\"; } );\n",
+	NULL, 0},
+    {"greylist needs 4xx",
+	"rules = ( { name = \"g\"; action = \"greylist\"; code = 550; } );\n",
+	"main.conf:1: rule \"g\": code: a greylist rule needs a 4xx code", 0},
+    {"greylist window range", "greylist = { retry_window = 10; };\n",
+	"main.conf:1: greylist.retry_window: 10 is out of range", 0},
+    {"history needs enabling",
+	"rules = ( { name = \"h\";\n match = { history = \"new\"; }; action = "
+	"\"tag\"; } );\n",
+	"main.conf:2: rule \"h\": match: history: needs history.enabled = true",
+	0},
+    {"history class",
+	"history = { enabled = true; };\nrules = ( { name = \"h\"; match = { "
+	"history = \"old\"; }; action = \"tag\"; } );\n",
+	"main.conf:2: rule \"h\": match: history: \"old\" is not new, "
+	"established or bad",
+	0},
+    {"history ok",
+	"history = { enabled = true; established_messages = 2; "
+	"established_hours = 0; };\nrules = ( { name = \"h\"; match = { "
+	"history = [ \"new\", \"bad\" ]; anomaly = false; }; action = "
+	"\"tag\"; } );\n",
+	NULL, 0},
+    {"store backend", "store = { backend = \"mysql\"; };\n",
+	"main.conf:1: store.backend: \"mysql\": expected lmdb or redis", 0},
+    {"store on_error", "store = { on_error = \"reject\"; };\n",
+	"main.conf:1: store.on_error: \"reject\": expected accept (fail open) "
+	"or tempfail (fail closed)",
+	0},
+    {"store redis",
+	"store = { backend = \"redis\"; redis_host = \"127.0.0.1\"; redis_port "
+	"= 6380; timeout_ms = 100; prefix = \"mx:\"; on_error = "
+	"\"tempfail\"; };\n",
+	NULL, 0},
+    {"store unknown key", "store = { host = \"x\"; };\n",
+	"main.conf:1: store: unknown key \"host\"", 0},
 };
 
 static int

@@ -6,6 +6,7 @@
  */
 #include "autoconf.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +33,210 @@ rule(struct policy_rule *r, const char *name, enum policy_action a)
 	r->action = a;
 	r->match.null_sender = POLICY_ANY;
 	r->match.authenticated = POLICY_ANY;
+	r->match.anomaly = POLICY_ANY;
+}
+
+/*
+ * Reputation facts: a policy of its own. Rules: a DNSBL reject, an RHSBL
+ * tempfail, greylisting of new senders, a rate limit as a pre-rule, an
+ * anomaly tag, and accept.
+ */
+static char *rep_any[] = {"*"};
+static char *rep_zen[] = {"zen"};
+static char *rep_dbl[] = {"dbl"};
+static char *rep_limit[] = {"per-ip"};
+static struct policy_rule rep_pre[1];
+static struct policy_rule rep_rules[6];
+static struct policy_set rep_set;
+static struct policy rep_pol;
+
+static void
+build_rep(void)
+{
+	rule(&rep_pre[0], "ratelimit:per-ip", ACT_TEMPFAIL);
+	rep_pre[0].match.rate_over.pat = rep_limit;
+	rep_pre[0].match.rate_over.n = 1;
+	rule(&rep_rules[0], "zen", ACT_REJECT);
+	rep_rules[0].match.dnsbl.pat = rep_zen;
+	rep_rules[0].match.dnsbl.n = 1;
+	rule(&rep_rules[1], "bl-unknown", ACT_TEMPFAIL);
+	rep_rules[1].match.dnsbl_unknown.pat = rep_any;
+	rep_rules[1].match.dnsbl_unknown.n = 1;
+	rule(&rep_rules[2], "dbl", ACT_REJECT);
+	rep_rules[2].match.rhsbl.pat = rep_dbl;
+	rep_rules[2].match.rhsbl.n = 1;
+	rule(&rep_rules[3], "anomaly", ACT_TAG);
+	rep_rules[3].match.anomaly = 1;
+	rule(&rep_rules[4], "grey-new", ACT_GREYLIST);
+	rep_rules[4].match.history = 1u << HISTORY_NEW;
+	rule(&rep_rules[5], "default", ACT_ACCEPT);
+	rep_set.name = (char *)"default";
+	rep_set.mode = POLICY_ANY;
+	rep_set.rules = rep_rules;
+	rep_set.nrules = 6;
+	rep_pol.sets = &rep_set;
+	rep_pol.nsets = 1;
+	rep_pol.pre_rules = rep_pre;
+	rep_pol.npre_rules = 1;
+}
+
+static int grey_calls;
+static bool grey_defer;
+
+static bool
+grey_stub(void *arg, const struct policy_facts *f, unsigned *retry_s)
+{
+	grey_calls++;
+	*retry_s = 123;
+	return grey_defer;
+}
+
+static void
+rep_facts(struct policy_facts *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->client_ip = "192.0.2.7";
+	f->helo = "mail.sender.example";
+	f->sender = "a@sender.example";
+	f->from_domain = "sender.example";
+	f->rcpt = "b@rcpt.example";
+	f->rcpt_domain = "rcpt.example";
+	f->have_spf_mfrom = true;
+	f->spf_mfrom = SPF_PASS;
+	policy_spf(f);
+	f->spf_domain = "sender.example";
+	f->have_history = true;
+	f->history = HISTORY_ESTABLISHED;
+	f->greylist = grey_stub;
+}
+
+static void
+test_reputation(void)
+{
+	static const char *zen[] = {"spamcop", "zen"};
+	static const char *dbl[] = {"dbl"};
+	static const char *over[] = {"per-ip"};
+	struct policy_facts f;
+	struct policy_verdict v;
+
+	build_rep();
+
+	rep_facts(&f);
+	f.dnsbl = zen;
+	f.ndnsbl = 2;
+	policy_evaluate(&rep_pol, &f, &v);
+	TAP_OK(v.action == ACT_REJECT && v.rule == &rep_rules[0] &&
+		v.code == 550 && strcmp(v.xcode, "5.7.1") == 0 &&
+		v.text != NULL &&
+		strcmp(v.text,
+		    "Client host [192.0.2.7] blocked using spamcop, zen") == 0,
+	    "dnsbl: listed on zen -> reject naming the lists: %d %s \"%s\"",
+	    v.code, v.xcode, v.text != NULL ? v.text : "");
+	policy_verdict_free(&v);
+
+	rep_facts(&f);
+	f.dnsbl = zen;
+	f.ndnsbl = 1; /* spamcop only */
+	policy_evaluate(&rep_pol, &f, &v);
+	TAP_OK(v.action == ACT_ACCEPT && v.rule == &rep_rules[5] &&
+		v.ntrace > 1 &&
+		strcmp(v.trace[1].why, "dnsbl: listed on spamcop") == 0,
+	    "dnsbl: a list the rule does not name does not match (%s)",
+	    v.ntrace > 1 ? v.trace[1].why : "");
+	policy_verdict_free(&v);
+
+	rep_facts(&f);
+	f.dnsbl_unknown = zen;
+	f.ndnsbl_unknown = 1;
+	policy_evaluate(&rep_pol, &f, &v);
+	TAP_OK(v.action == ACT_TEMPFAIL && v.rule == &rep_rules[1],
+	    "dnsbl_unknown = \"*\": a list that timed out is a fact rules "
+	    "see (%s)",
+	    policy_action_name(v.action));
+	policy_verdict_free(&v);
+
+	rep_facts(&f);
+	f.rhsbl = dbl;
+	f.nrhsbl = 1;
+	policy_evaluate(&rep_pol, &f, &v);
+	TAP_OK(v.action == ACT_REJECT && v.rule == &rep_rules[2] &&
+		v.text != NULL && strstr(v.text, "sender.example") != NULL &&
+		strstr(v.text, "dbl") != NULL,
+	    "rhsbl: reject naming domain and list: \"%s\"",
+	    v.text != NULL ? v.text : "");
+	policy_verdict_free(&v);
+
+	rep_facts(&f);
+	f.rate_over = over;
+	f.nrate_over = 1;
+	f.dnsbl = zen;
+	f.ndnsbl = 2;
+	policy_evaluate(&rep_pol, &f, &v);
+	TAP_OK(v.action == ACT_TEMPFAIL && v.rule == &rep_pre[0] &&
+		v.code == 451 && v.text != NULL &&
+		strstr(v.text, "per-ip") != NULL,
+	    "rate limit pre-rule is tried before the set's rules: %d \"%s\"",
+	    v.code, v.text != NULL ? v.text : "");
+	policy_verdict_free(&v);
+
+	rep_facts(&f);
+	f.spf_mfrom = SPF_FAIL;
+	policy_spf(&f);
+	f.anomaly = true;
+	policy_evaluate(&rep_pol, &f, &v);
+	TAP_OK(v.action == ACT_TAG && v.rule == &rep_rules[3],
+	    "anomaly = true matches an established domain failing SPF");
+	policy_verdict_free(&v);
+
+	/* greylisting: the oracle decides; passing goes on to later rules */
+	rep_facts(&f);
+	f.history = HISTORY_NEW;
+	grey_calls = 0;
+	grey_defer = true;
+	policy_evaluate(&rep_pol, &f, &v);
+	TAP_OK(v.action == ACT_GREYLIST && v.rule == &rep_rules[4] &&
+		grey_calls == 1 && v.code == 451 &&
+		strcmp(v.xcode, "4.7.1") == 0 && v.retry_s == 123 &&
+		v.text != NULL && strstr(v.text, "123 seconds") != NULL &&
+		policy_action_refuses(v.action),
+	    "greylist: deferred 451 4.7.1 with the retry time: \"%s\"",
+	    v.text != NULL ? v.text : "");
+	policy_verdict_free(&v);
+
+	grey_defer = false;
+	policy_evaluate(&rep_pol, &f, &v);
+	TAP_OK(v.action == ACT_ACCEPT && v.rule == &rep_rules[5] &&
+		v.greylist_pass && grey_calls == 2,
+	    "greylist: a source that passed goes on to the next rule (%s)",
+	    v.rule != NULL ? v.rule->name : "none");
+	policy_verdict_free(&v);
+
+	f.greylist = NULL;
+	policy_evaluate(&rep_pol, &f, &v);
+	TAP_OK(v.action == ACT_GREYLIST,
+	    "greylist without an oracle (replay) defers");
+	policy_verdict_free(&v);
+
+	rep_facts(&f);
+	f.history = HISTORY_NEW;
+	grey_calls = 0;
+	rep_pol.mode = MODE_MONITOR;
+	policy_evaluate(&rep_pol, &f, &v);
+	TAP_OK(v.action == ACT_ACCEPT && v.would == ACT_GREYLIST &&
+		grey_calls == 0,
+	    "greylist in monitor mode: would greylist, the store is not "
+	    "asked");
+	policy_verdict_free(&v);
+	rep_pol.mode = MODE_ENFORCE;
+
+	rep_facts(&f);
+	f.have_history = false;
+	policy_evaluate(&rep_pol, &f, &v);
+	TAP_OK(v.rule == &rep_rules[5] && v.ntrace > 5 &&
+		strcmp(v.trace[5].why, "history is unknown") == 0,
+	    "history unknown (store down) matches no class: %s",
+	    v.ntrace > 5 ? v.trace[5].why : "");
+	policy_verdict_free(&v);
 }
 
 static void
@@ -249,6 +454,8 @@ main(void)
 		    v.text != NULL ? v.text : "");
 		policy_verdict_free(&v);
 	}
+
+	test_reputation();
 
 	/* templates */
 	TAP_OK(policy_template_check("from {ip} via {helo}: {{literal}}", err,
