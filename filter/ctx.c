@@ -348,6 +348,8 @@ write_log(struct conn *c)
 		d.rep = m->collected ? &m->rep : NULL;
 		d.mode = m->rcpts[i].v.monitor ? "monitor" : "enforce";
 		d.elapsed_ms = m->rcpts[i].elapsed_ms;
+		if (c->rt->on_decision != NULL)
+			c->rt->on_decision(c->rt->on_decision_arg, &d);
 		buf_init(&line);
 		declog_format_syslog(&d, &line);
 		log_info("%s", buf_str(&line));
@@ -686,8 +688,9 @@ rep_collect(struct conn *c)
 	m->rep.store_error = m->store_error;
 }
 
-/* greylist - the rule engine asks whether to defer this recipient */
-static bool
+/* greylist - the rule engine asks whether to defer this recipient:
+ * 1 defer, 0 passed, -1 not applied */
+static int
 greylist(void *arg, const struct policy_facts *f, unsigned *retry_s)
 {
 	struct conn *c = arg;
@@ -699,7 +702,7 @@ greylist(void *arg, const struct policy_facts *f, unsigned *retry_s)
 
 	*retry_s = 0;
 	if (c->trusted || m->auth_user != NULL)
-		return false;
+		return -1;
 	buf_init(&src);
 	/* the SPF-validated domain, else the client's network */
 	if (f->have_spf_mfrom && f->spf_mfrom == SPF_PASS &&
@@ -718,10 +721,11 @@ greylist(void *arg, const struct policy_facts *f, unsigned *retry_s)
 	buf_free(&src);
 	m->rep.store_error = m->store_error;
 	if (rc < 0) {
+		/* failing closed, ctx_rcpt() answers for the store */
 		*retry_s = c->conf->grey.delay;
-		return conf_store_fail_closed(c->conf);
+		return conf_store_fail_closed(c->conf) ? 1 : -1;
 	}
-	return rc == 1;
+	return rc;
 }
 
 /* store_answer - a verdict replaced by the fail-closed answer */
@@ -833,8 +837,13 @@ ctx_rcpt(struct conn *c, const char *arg, struct ctx_reply *reply)
 	f.greylist_arg = c;
 	policy_evaluate(c->conf->policy, &f, &r->v);
 	m->rep.store_error = m->store_error;
+	/* failing closed: what the store would have decided is unknown, so
+	   the store's answer replaces any that is not a refusal of its own
+	   (a greylisting could not be recorded either) */
 	if (m->store_error != NULL && conf_store_fail_closed(c->conf) &&
-	    !r->v.monitor && !policy_action_refuses(r->v.action))
+	    !r->v.monitor &&
+	    (!policy_action_refuses(r->v.action) ||
+		r->v.action == ACT_GREYLIST))
 		store_answer(&r->v);
 	r->elapsed_ms = ms_since(&m->started);
 	if (policy_action_refuses(r->v.action)) {

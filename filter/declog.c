@@ -138,10 +138,12 @@ declog_get_stats(struct declog *d, struct declog_stats *st)
 	(void)pthread_mutex_unlock(&d->mu);
 }
 
+/* key - "k": after a comma unless it is the object's first member */
 static void
 key(struct buf *b, const char *k)
 {
-	if (b->len > 1)
+	if (b->len > 0 && b->data[b->len - 1] != '{' &&
+	    b->data[b->len - 1] != '[')
 		buf_addc(b, ',');
 	buf_add_jsons(b, k);
 	buf_addc(b, ':');

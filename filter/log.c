@@ -17,6 +17,7 @@
 
 static bool log_stderr = true;
 static bool log_verbose;
+static bool log_quiet; /* no info messages (tools) */
 static const char *log_ident = "spfguard";
 static int log_fac = LOG_MAIL;
 
@@ -55,6 +56,12 @@ log_set_facility(int facility)
 }
 
 void
+log_set_quiet(bool quiet)
+{
+	log_quiet = quiet;
+}
+
+void
 log_init(const char *ident, bool to_stderr, bool debug)
 {
 	log_ident = ident;
@@ -90,6 +97,8 @@ log_info(const char *fmt, ...)
 {
 	va_list ap;
 
+	if (log_quiet)
+		return;
 	va_start(ap, fmt);
 	vlog(LOG_INFO, 0, fmt, ap);
 	va_end(ap);

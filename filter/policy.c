@@ -696,6 +696,7 @@ policy_evaluate(const struct policy *pol, const struct policy_facts *f,
 	enum policy_mode mode;
 	char *why;
 	size_t i;
+	int grey;
 
 	memset(v, 0, sizeof(*v));
 	set = policy_set_for(pol, f->rcpt_domain);
@@ -713,11 +714,14 @@ policy_evaluate(const struct policy *pol, const struct policy_facts *f,
 		}
 		if (r->action == ACT_GREYLIST && !r->shadow && !v->monitor &&
 		    f->greylist != NULL &&
-		    !f->greylist(f->greylist_arg, f, &v->retry_s)) {
-			/* the source retried in time: not this rule's mail */
+		    (grey = f->greylist(f->greylist_arg, f, &v->retry_s)) <=
+			0) {
+			/* the source retried in time, or greylisting does not
+			   apply: not this rule's mail */
 			trace_add(v, r, false,
-			    xstrdup("greylist: the source passed"));
-			v->greylist_pass = true;
+			    xstrdup(grey == 0 ? "greylist: the source passed"
+					      : "greylist: not applied"));
+			v->greylist_pass = grey == 0;
 			continue;
 		}
 		trace_add(v, r, true, xstrdup("all conditions hold"));

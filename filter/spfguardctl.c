@@ -6,6 +6,7 @@
  *	    [--engine builtin|libspf2] [--timeout MS] [--deadline MS] [--json]
  *	spfguardctl check [-c FILE]
  *	spfguardctl options
+ *	spfguardctl test ... (ctl_test.c)
  *
  * spf: exit status 0 when a result was computed (whatever it is), 1 when
  * the tool could not run (resolver set-up), 2 on a usage error.
@@ -24,6 +25,7 @@
 
 #include "buf.h"
 #include "conf.h"
+#include "ctl_policy.h"
 #include "dns.h"
 #include "spf.h"
 #include "xalloc.h"
@@ -41,12 +43,30 @@ static void __attribute__((noreturn)) usage(void)
 	    "                       [--engine builtin|libspf2] "
 	    "[--timeout MS] [--deadline MS] [--json]\n"
 	    "       spfguardctl check [-c FILE]\n"
-	    "       spfguardctl options\n");
+	    "       spfguardctl options\n"
+	    "       spfguardctl test --ip IP --helo NAME --from ADDR "
+	    "[--rcpt ADDR ...]\n"
+	    "                        [--auth USER] [--client-name NAME] "
+	    "[-c FILE]\n"
+	    "                        [--dns HOST:PORT] [--json]\n");
 	exit(EXIT_USAGE);
 }
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
 usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	(void)fputs("spfguardctl: ", stderr);
+	va_start(ap, fmt);
+	(void)vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	(void)fputc('\n', stderr);
+	usage();
+}
+
+void
+ctl_usage(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -299,6 +319,8 @@ main(int argc, char **argv)
 		return cmd_check(argc - 1, argv + 1);
 	if (strcmp(argv[1], "options") == 0)
 		return cmd_options(argc - 1, argv + 1);
+	if (strcmp(argv[1], "test") == 0)
+		return ctl_test_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)
 		usage();
 	usage_error("unknown command \"%.40s\"", argv[1]);

@@ -39,6 +39,10 @@ struct runtime {
 	unsigned long sessions;	      /* in flight; under mu */
 	unsigned long store_failures; /* under mu */
 	time_t store_warned;	      /* last warning; under mu */
+	/* called for every decision as it is logged (metrics, spfguardctl
+	   test); NULL: none */
+	void (*on_decision)(void *arg, const struct decision *);
+	void *on_decision_arg;
 };
 
 struct conn;

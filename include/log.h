@@ -14,6 +14,8 @@ void log_init(const char *ident, bool to_stderr, bool debug);
 /* "mail", "daemon", "local0".."local7"; -1 for an unknown name */
 int log_facility(const char *name);
 void log_set_facility(int facility);
+/* Drop info messages (warnings still go out): for tools. */
+void log_set_quiet(bool);
 void log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));

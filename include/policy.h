@@ -154,11 +154,13 @@ struct policy_facts {
 
 	/*
 	 * Greylisting: asked when a greylist rule matches (enforce mode, not
-	 * shadow). Returns true to defer, with the seconds until a retry is
-	 * accepted; false when the source passed (the next rules decide).
-	 * NULL: always defer (as for replay or tests without a store).
+	 * shadow). Returns 1 to defer, with the seconds until a retry is
+	 * accepted; 0 when the source passed; -1 when greylisting does not
+	 * apply (a trusted or authenticated client, a failed store failing
+	 * open). On 0 and -1 the next rules decide. NULL: always defer (as
+	 * for replay or tests without a store).
 	 */
-	bool (*greylist)(void *arg, const struct policy_facts *,
+	int (*greylist)(void *arg, const struct policy_facts *,
 	    unsigned *retry_s);
 	void *greylist_arg;
 };

@@ -333,6 +333,9 @@ main(void)
 	one("192.0.2.81", "a@soft.example", "u@dest.example", &r, text,
 	    sizeof(text));
 	TAP_OK(!r.refuse, "store down, fail open: nobody greylisted: %s", text);
+	last_line(line, sizeof(line));
+	TAP_OK(strstr(line, "\"greylist\":null") != NULL,
+	    "decision log: the greylist was not applied (not \"passed\")");
 	conf_unref(rt.conf);
 	rt.conf = config("redis", 1, "tempfail");
 	one("192.0.2.80", "a@pass.example", "u@dest.example", &r, text,
@@ -342,6 +345,12 @@ main(void)
 	last_line(line, sizeof(line));
 	TAP_OK(strstr(line, "\"rule\":\"store-error\"") != NULL,
 	    "decision log: rule store-error");
+	one("192.0.2.81", "a@soft.example", "u@dest.example", &r, text,
+	    sizeof(text));
+	TAP_OK(r.refuse && r.code == 451 && strcmp(r.xcode, "4.3.0") == 0,
+	    "store down, on_error tempfail, a greylist rule matching: the "
+	    "store's answer, not a greylisting: %s",
+	    text);
 	one("127.0.0.1", "a@pass.example", "u@dest.example", &r, text,
 	    sizeof(text));
 	TAP_OK(!r.refuse, "store down: trusted clients unaffected");

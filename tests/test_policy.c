@@ -81,14 +81,15 @@ build_rep(void)
 }
 
 static int grey_calls;
-static bool grey_defer;
 
-static bool
+static int grey_answer = 1;
+
+static int
 grey_stub(void *arg, const struct policy_facts *f, unsigned *retry_s)
 {
 	grey_calls++;
 	*retry_s = 123;
-	return grey_defer;
+	return grey_answer;
 }
 
 static void
@@ -192,7 +193,7 @@ test_reputation(void)
 	rep_facts(&f);
 	f.history = HISTORY_NEW;
 	grey_calls = 0;
-	grey_defer = true;
+	grey_answer = 1;
 	policy_evaluate(&rep_pol, &f, &v);
 	TAP_OK(v.action == ACT_GREYLIST && v.rule == &rep_rules[4] &&
 		grey_calls == 1 && v.code == 451 &&
@@ -203,12 +204,21 @@ test_reputation(void)
 	    v.text != NULL ? v.text : "");
 	policy_verdict_free(&v);
 
-	grey_defer = false;
+	grey_answer = 0;
 	policy_evaluate(&rep_pol, &f, &v);
 	TAP_OK(v.action == ACT_ACCEPT && v.rule == &rep_rules[5] &&
 		v.greylist_pass && grey_calls == 2,
 	    "greylist: a source that passed goes on to the next rule (%s)",
 	    v.rule != NULL ? v.rule->name : "none");
+	policy_verdict_free(&v);
+
+	grey_answer = -1;
+	policy_evaluate(&rep_pol, &f, &v);
+	TAP_OK(v.action == ACT_ACCEPT && v.rule == &rep_rules[5] &&
+		!v.greylist_pass && v.ntrace > 5 &&
+		strcmp(v.trace[5].why, "greylist: not applied") == 0,
+	    "greylist not applied (trusted, store failing open): next rule, "
+	    "not logged as passed");
 	policy_verdict_free(&v);
 
 	f.greylist = NULL;
