@@ -144,6 +144,11 @@ static const struct opt opts[] = {
     STR("headers.tag_header", "X-Spfguard-Tag", tag_header,
 	conf_check_header_name, 0,
 	"Header a tag rule adds (its value names the rule)."),
+    GROUP("metrics", "The Prometheus metrics page."),
+    STR("metrics.listen", NULL, metrics_listen, conf_check_metrics_listen, 0,
+	"Address of the metrics page (http://ADDRESS/metrics), a loopback "
+	"address: 127.0.0.1:PORT or [::1]:PORT; unset: no page. Read at "
+	"start."),
     GROUP("store",
 	"Where reputation state (history, greylisting, rate limits) is kept."),
     STR("store.backend", "lmdb", store_backend, conf_check_store_backend, 0,

@@ -19,6 +19,7 @@
 #include "conf_check.h"
 #include "dns.h"
 #include "log.h"
+#include "metrics.h"
 #include "spf.h"
 #include "spf_macro.h"
 
@@ -240,4 +241,13 @@ conf_check_key_prefix(const char *v, char *err, size_t len)
 		return fail(err, len,
 		    "expected at most 32 printable characters, no spaces");
 	return 0;
+}
+
+int
+conf_check_metrics_listen(const char *v, char *err, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+
+	return metrics_listen_parse(v, &ss, &sl, err, len);
 }

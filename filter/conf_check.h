@@ -21,5 +21,6 @@ int conf_check_store_backend(const char *, char *err, size_t errlen);
 int conf_check_on_error(const char *, char *err, size_t errlen);
 int conf_check_redis_host(const char *, char *err, size_t errlen);
 int conf_check_key_prefix(const char *, char *err, size_t errlen);
+int conf_check_metrics_listen(const char *, char *err, size_t errlen);
 
 #endif

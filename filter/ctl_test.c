@@ -387,7 +387,7 @@ ctl_test_main(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	const char *resolvers[MAX_RESOLVERS];
-	const char *path = "/etc/spfguard/spfguard.conf", *ip = NULL;
+	const char *path = SPFGUARD_CONF, *ip = NULL;
 	const char *helo = NULL, *from = NULL, *auth = NULL, *name = NULL;
 	char *rcpts[MAX_RCPTS], *deflt = (char *)"postmaster";
 	char err[256], dir[PATH_MAX] = "";

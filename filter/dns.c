@@ -173,9 +173,38 @@ dns_answer_free(struct dns_answer *a)
 	a->count = 0;
 }
 
+/* note_latency - one answer's time in the histogram */
+static void
+note_latency(struct dns_ctx *ctx, const struct timespec *t0)
+{
+	static const long bounds[] = DNS_LATENCY_BOUNDS_MS;
+	struct timespec t1;
+	long us;
+	size_t i;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &t1);
+	us = (long)(t1.tv_sec - t0->tv_sec) * 1000000L +
+	    (t1.tv_nsec - t0->tv_nsec) / 1000L;
+	if (us < 0)
+		us = 0;
+	for (i = 0; i < sizeof(bounds) / sizeof(bounds[0]); i++)
+		if (us <= bounds[i] * 1000L)
+			break;
+	stat_inc(&ctx->stats.latency[i]);
+	__atomic_fetch_add(&ctx->stats.latency_sum_us, (unsigned long)us,
+	    __ATOMIC_RELAXED);
+}
+
 void
 dns_get_stats(struct dns_ctx *ctx, struct dns_stats *st)
 {
+	size_t i;
+
+	for (i = 0; i < DNS_LATENCY_BUCKETS; i++)
+		st->latency[i] =
+		    __atomic_load_n(&ctx->stats.latency[i], __ATOMIC_RELAXED);
+	st->latency_sum_us =
+	    __atomic_load_n(&ctx->stats.latency_sum_us, __ATOMIC_RELAXED);
 	st->queries = __atomic_load_n(&ctx->stats.queries, __ATOMIC_RELAXED);
 	st->sent = __atomic_load_n(&ctx->stats.sent, __ATOMIC_RELAXED);
 	st->timeouts = __atomic_load_n(&ctx->stats.timeouts, __ATOMIC_RELAXED);
@@ -449,6 +478,8 @@ void
 dns_query(struct dns_ctx *ctx, const char *name, enum dns_type type,
     const struct timespec *deadline, struct dns_answer *out)
 {
+	struct timespec t0;
+
 	memset(out, 0, sizeof(*out));
 	out->type = type;
 	out->status = DNS_NODATA;
@@ -459,6 +490,7 @@ dns_query(struct dns_ctx *ctx, const char *name, enum dns_type type,
 		stat_inc(&ctx->stats.badnames);
 		return;
 	}
+	(void)clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (ctx->fn != NULL) {
 		if (deadline != NULL && dns_ms_left(deadline) <= 0) {
 			out->status = DNS_TEMPFAIL;
@@ -467,6 +499,7 @@ dns_query(struct dns_ctx *ctx, const char *name, enum dns_type type,
 			ctx->fn(ctx->fn_arg, name, type, out);
 	} else
 		resolve_ub(ctx, name, deadline, out);
+	note_latency(ctx, &t0);
 	if (out->status == DNS_TEMPFAIL)
 		stat_inc(&ctx->stats.tempfails);
 	if (out->status != DNS_OK)

@@ -41,6 +41,8 @@
 #include "dns.h"
 #include "jobs.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "milter.h"
 #include "store.h"
 #include "xalloc.h"
@@ -279,6 +281,20 @@ sweep(struct runtime *rt)
 		log_debug("store: %ld expired records removed", n);
 }
 
+static bool
+same_text(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) ||
+	    (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* count_decision - the runtime's decision hook: the metrics */
+static void
+count_decision(void *arg, const struct decision *d)
+{
+	metrics_decision(arg, d);
+}
+
 /* reload - a new snapshot for new sessions; a broken file changes nothing */
 static void
 reload(struct runtime *rt, const char *file)
@@ -290,8 +306,10 @@ reload(struct runtime *rt, const char *file)
 		log_warnx("reload of %s failed: keeping the configuration in "
 			  "use",
 		    file);
+		metrics_reload(rt->metrics, false);
 		return;
 	}
+	metrics_reload(rt->metrics, true);
 	if (conf_uses_store(conf) && rt->store == NULL) {
 		struct store *st = open_store(conf, err, sizeof(err));
 
@@ -306,6 +324,8 @@ reload(struct runtime *rt, const char *file)
 	old = rt->conf;
 	rt->conf = conf;
 	(void)pthread_mutex_unlock(&rt->mu);
+	if (!same_text(old->metrics_listen, conf->metrics_listen))
+		log_warnx("metrics.listen takes effect at the next restart");
 	if (strcmp(old->socket, conf->socket) != 0 ||
 	    conf->nresolvers != old->nresolvers ||
 	    conf->dns_timeout_ms != old->dns_timeout_ms ||
@@ -345,8 +365,9 @@ main(int argc, char **argv)
 	pthread_t mt;
 	sigset_t sigs, old;
 	struct pollfd pfd;
+	struct passwd *pw;
 	char err[512], c;
-	int ch, n;
+	int ch, n, metrics_fd = -1;
 
 	while ((ch = getopt(argc, argv, "c:dfnp:P:")) != -1) {
 		switch (ch) {
@@ -397,7 +418,8 @@ main(int argc, char **argv)
 	if (conf->group != NULL && geteuid() == 0 &&
 	    getgrnam(conf->group) == NULL)
 		fatalx("group %s does not exist", conf->group);
-	if (conf->user != NULL && geteuid() != 0)
+	if (conf->user != NULL && geteuid() != 0 &&
+	    ((pw = getpwnam(conf->user)) == NULL || pw->pw_uid != geteuid()))
 		log_warnx("not root: staying user %ld instead of %s",
 		    (long)geteuid(), conf->user);
 
@@ -420,6 +442,10 @@ main(int argc, char **argv)
 			own_file(conf->decision_log, conf->user, conf->group);
 	}
 	check_store(conf);
+	if (conf->metrics_listen != NULL &&
+	    (metrics_fd = metrics_http_bind(conf->metrics_listen, err,
+		 sizeof(err))) == -1)
+		fatalx("%s", err);
 	if (!foreground) {
 		detach();
 		log_set_facility(log_facility(conf->syslog_facility));
@@ -447,12 +473,20 @@ main(int argc, char **argv)
 	if (conf_uses_store(conf) &&
 	    (rt.store = open_store(conf, err, sizeof(err))) == NULL)
 		fatalx("store: %s", err);
+	rt.metrics = metrics_create();
+	rt.on_decision = count_decision;
+	rt.on_decision_arg = rt.metrics;
+	if (metrics_fd != -1 &&
+	    metrics_http_start(metrics_fd, &rt, err, sizeof(err)) != 0)
+		fatalx("%s", err);
 	if (pthread_create(&mt, NULL, milter_thread, NULL) != 0)
 		fatalx("cannot start the milter thread");
 	set_signals();
 	(void)pthread_sigmask(SIG_SETMASK, &old, NULL);
 	log_info("spfguard %s listening on %s (configuration %s, engine %s)",
 	    PACKAGE_VERSION, socket, file, conf->spf_engine);
+	if (metrics_fd != -1)
+		log_info("metrics on http://%s/metrics", conf->metrics_listen);
 
 	pfd.fd = sigpipe_fd[0];
 	pfd.events = POLLIN;
@@ -482,6 +516,7 @@ main(int argc, char **argv)
 	log_info("stopping");
 	milter_stop();
 	(void)pthread_join(mt, NULL);
+	metrics_http_stop();
 	jobs_destroy(rt.jobs);
 	store_close(rt.store);
 	dns_destroy(rt.dns);
@@ -494,6 +529,7 @@ main(int argc, char **argv)
 	    strncmp(socket, "local:", 6) == 0)
 		(void)unlink(strchr(socket, ':') + 1);
 	conf_unref(rt.conf);
+	metrics_destroy(rt.metrics);
 	free((char *)pidfile);
 	free((char *)socket);
 	return 0;

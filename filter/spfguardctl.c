@@ -7,6 +7,8 @@
  *	spfguardctl check [-c FILE]
  *	spfguardctl options
  *	spfguardctl test ... (ctl_test.c)
+ *	spfguardctl replay ... (ctl_replay.c)
+ *	spfguardctl log|report ... (ctl_log.c, ctl_report.c)
  *
  * spf: exit status 0 when a result was computed (whatever it is), 1 when
  * the tool could not run (resolver set-up), 2 on a usage error.
@@ -25,6 +27,7 @@
 
 #include "buf.h"
 #include "conf.h"
+#include "ctl.h"
 #include "ctl_policy.h"
 #include "dns.h"
 #include "spf.h"
@@ -48,7 +51,13 @@ static void __attribute__((noreturn)) usage(void)
 	    "[--rcpt ADDR ...]\n"
 	    "                        [--auth USER] [--client-name NAME] "
 	    "[-c FILE]\n"
-	    "                        [--dns HOST:PORT] [--json]\n");
+	    "                        [--dns HOST:PORT] [--json]\n"
+	    "       spfguardctl log [--json] [--width N] [filters] [FILE ...]\n"
+	    "       spfguardctl report [--top N] [--json | --html FILE] "
+	    "[filters] [FILE ...]\n"
+	    "       spfguardctl replay -c NEW.conf [--json] [--all] [filters] "
+	    "LOG ...\n"
+	    "       (filters: spfguardctl log --help)\n");
 	exit(EXIT_USAGE);
 }
 
@@ -263,7 +272,7 @@ cmd_check(int argc, char **argv)
 	    {"config", required_argument, NULL, 'c'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *path = "/etc/spfguard/spfguard.conf";
+	const char *path = SPFGUARD_CONF;
 	struct conf *conf;
 	struct buf errors;
 	int ch;
@@ -321,6 +330,12 @@ main(int argc, char **argv)
 		return cmd_options(argc - 1, argv + 1);
 	if (strcmp(argv[1], "test") == 0)
 		return ctl_test_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "log") == 0)
+		return ctl_log_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "report") == 0)
+		return ctl_report_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "replay") == 0)
+		return ctl_replay_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)
 		usage();
 	usage_error("unknown command \"%.40s\"", argv[1]);

@@ -58,6 +58,8 @@ struct conf {
 	bool remove_forged_ar;
 	char *tag_header;
 
+	char *metrics_listen; /* NULL: no metrics page */
+
 	/* store (reputation state) */
 	char *store_backend; /* "lmdb" or "redis" */
 	char *store_path;

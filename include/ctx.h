@@ -24,6 +24,7 @@
 #include "declog.h"
 #include "dns.h"
 #include "jobs.h"
+#include "metrics.h"
 #include "policy.h"
 #include "spf.h"
 #include "store.h"
@@ -35,6 +36,7 @@ struct runtime {
 	struct jobs *jobs;
 	struct declog *declog;	      /* NULL: no decision log */
 	struct store *store;	      /* NULL: none configured or opened */
+	struct metrics *metrics;      /* NULL: not counted */
 	unsigned long next_conn;      /* under mu */
 	unsigned long sessions;	      /* in flight; under mu */
 	unsigned long store_failures; /* under mu */

@@ -70,12 +70,24 @@ struct dns_opts {
 typedef void (*dns_answer_fn)(void *arg, const char *name, enum dns_type type,
     struct dns_answer *out);
 
+/* Upper bounds (ms) of the answer time histogram; one more bucket
+ * counts the rest. */
+#define DNS_LATENCY_BOUNDS_MS                                                  \
+	{                                                                      \
+		1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000              \
+	}
+#define DNS_LATENCY_BUCKETS 12
+
 struct dns_stats {
 	unsigned long queries;	 /* dns_query() calls */
 	unsigned long sent;	 /* handed to the resolver */
 	unsigned long timeouts;	 /* per-query timeout or deadline */
 	unsigned long tempfails; /* all DNS_TEMPFAIL answers */
 	unsigned long badnames;	 /* answered locally */
+	/* time to answer the queries not answered locally: counts per
+	   bucket (not cumulative), and the sum in microseconds */
+	unsigned long latency[DNS_LATENCY_BUCKETS];
+	unsigned long latency_sum_us;
 };
 
 struct dns_ctx *dns_create(const struct dns_opts *, char *err, size_t errlen);

@@ -2,7 +2,10 @@
 # install-test-deps.sh - install, as root and without questions, the Debian
 # packages the end-to-end, miltertest and store tests need beyond the
 # build (packaging/debian-test-deps): postfix, swaks, miltertest,
-# python3-dnslib, python3-yaml, redis-server.
+# python3-dnslib, python3-yaml, redis-server, ...; m4 makes the Sendmail
+# test's .cf.  Sendmail itself is not installed (it conflicts with
+# postfix): tests/e2e/sendmail.py downloads its packages (apt-get
+# download, cached) and runs it unpacked.
 #
 # Idempotent: prints nothing and changes nothing when all are installed.
 # Never leaves the system Postfix running or enabled: the tests run their own
@@ -18,7 +21,8 @@
 # root, apt-get failed).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-list=$here/../packaging/debian-test-deps
+# another list may be given (tests/test_package.sh: packaging/debian-package-deps)
+list=${1:-$here/../packaging/debian-test-deps}
 
 missing=""
 for p in $(grep -v '^[[:space:]]*#' "$list"); do
