@@ -61,19 +61,6 @@ static void __attribute__((noreturn)) usage(void)
 	exit(EXIT_USAGE);
 }
 
-static void __attribute__((noreturn, format(printf, 1, 2)))
-usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	(void)fputs("spfguardctl: ", stderr);
-	va_start(ap, fmt);
-	(void)vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	(void)fputc('\n', stderr);
-	usage();
-}
-
 void
 ctl_usage(const char *fmt, ...)
 {
@@ -97,8 +84,8 @@ parse_ms(const char *opt, const char *s)
 	errno = 0;
 	v = strtol(s, &end, 10);
 	if (*s == '\0' || *end != '\0' || errno != 0 || v < 1 || v > 3600000)
-		usage_error("%s: expected milliseconds (1..3600000), got "
-			    "\"%.40s\"",
+		ctl_usage("%s: expected milliseconds (1..3600000), got "
+			  "\"%.40s\"",
 		    opt, s);
 	return (unsigned)v;
 }
@@ -210,7 +197,7 @@ cmd_spf(int argc, char **argv)
 			break;
 		case 'd':
 			if (dopts.nresolvers == MAX_RESOLVERS)
-				usage_error("at most %d --dns options",
+				ctl_usage("at most %d --dns options",
 				    MAX_RESOLVERS);
 			resolvers[dopts.nresolvers++] = optarg;
 			break;
@@ -222,8 +209,8 @@ cmd_spf(int argc, char **argv)
 			break;
 		case 'e':
 			if ((eng = spf_engine_find(optarg)) == NULL)
-				usage_error("unknown engine \"%.40s\" (this "
-					    "build has: %s)",
+				ctl_usage("unknown engine \"%.40s\" (this "
+					  "build has: %s)",
 				    optarg, spf_engine_names());
 			break;
 		case 't':
@@ -240,11 +227,11 @@ cmd_spf(int argc, char **argv)
 		}
 	}
 	if (optind != argc)
-		usage_error("unexpected argument \"%.40s\"", argv[optind]);
+		ctl_usage("unexpected argument \"%.40s\"", argv[optind]);
 	if (req.ip == NULL || req.helo == NULL || !have_from)
-		usage_error("spf needs --ip, --helo and --from");
+		ctl_usage("spf needs --ip, --helo and --from");
 	if (!spf_ip_ok(req.ip))
-		usage_error("--ip: \"%.60s\" is not an IPv4 or IPv6 address",
+		ctl_usage("--ip: \"%.60s\" is not an IPv4 or IPv6 address",
 		    req.ip);
 	req.identity = (req.sender[0] == '\0' || strcmp(req.sender, "<>") == 0)
 	    ? SPF_ID_HELO
@@ -284,11 +271,11 @@ cmd_check(int argc, char **argv)
 			path = optarg;
 			break;
 		default:
-			usage_error("usage: spfguardctl check [-c FILE]");
+			ctl_usage("usage: spfguardctl check [-c FILE]");
 		}
 	}
 	if (optind != argc)
-		usage_error("unexpected argument \"%.40s\"", argv[optind]);
+		ctl_usage("unexpected argument \"%.40s\"", argv[optind]);
 	buf_init(&errors);
 	if ((conf = conf_load(path, &errors)) == NULL) {
 		(void)fputs(buf_str(&errors), stderr);
@@ -308,7 +295,7 @@ cmd_options(int argc, char **argv)
 	struct buf b;
 
 	if (argc != 1)
-		usage_error("usage: spfguardctl options");
+		ctl_usage("usage: spfguardctl options");
 	(void)argv;
 	buf_init(&b);
 	conf_describe(&b);
@@ -338,5 +325,5 @@ main(int argc, char **argv)
 		return ctl_replay_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)
 		usage();
-	usage_error("unknown command \"%.40s\"", argv[1]);
+	ctl_usage("unknown command \"%.40s\"", argv[1]);
 }

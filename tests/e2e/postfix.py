@@ -165,6 +165,22 @@ def spfguard_built():
     return os.path.isfile(p) and os.access(p, os.X_OK)
 
 
+def skip_reason():
+    """None if an end-to-end test of spfguard through Postfix can run here
+    (root, Postfix, a built filter/spfguard, python3-dnslib for the test
+    DNS server), else the reason, for "1..0 # SKIP reason"."""
+    why = why_not_runnable()
+    if why:
+        return why
+    if not spfguard_built():
+        return "filter/spfguard not built (%s)" % spfguard_path()
+    try:
+        import dnslib  # noqa: F401  (tests/dnsserver.py needs it)
+    except ImportError:
+        return "python3-dnslib is not installed (run tests/install-test-deps.sh)"
+    return None
+
+
 # ---------------------------------------------------------------------------
 # watchdog: stops what the harness started if the harness cannot
 
