@@ -3,15 +3,26 @@
  *
  * The file is opened O_WRONLY|O_APPEND|O_CREAT|O_CLOEXEC; each line goes
  * out in one write() of the whole line and its newline, under a mutex that
- * only orders our own threads (O_APPEND orders other processes). A short
- * or failed write is counted; the mutex is never held across anything but
- * that write. Reopening swaps the descriptor under the same mutex.
+ * only orders our own threads (O_APPEND orders other processes). The
+ * mutex is never held across anything but writes. Reopening swaps the
+ * descriptor under the same mutex.
+ *
+ * A full disk loses no decision while memory allows: a line that cannot
+ * be written is kept, in order, in a backlog of at most BACKLOG_MAX bytes,
+ * and written before the next line once the disk has room again (or at a
+ * reopen, or at close). Only when the backlog is full are its oldest
+ * lines dropped, counted as lost. A short write is undone (the file cut
+ * back to where the line began; this daemon is taken to be the file's
+ * only writer), so a line is never torn and never glued to the next. The
+ * failure is reported at most once a minute.
  *
  * Every string in a line is written by buf_add_json(), which escapes every
  * byte outside printable ASCII: a HELO or address with CR, LF or NUL in it
  * cannot split or forge a line.
  */
 #include "autoconf.h"
+
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,7 +38,9 @@
 #include "log.h"
 #include "xalloc.h"
 
-#define REPORT_EVERY 60 /* seconds between reports of failed writes */
+#define REPORT_EVERY 60		 /* seconds between reports of failed writes */
+#define BACKLOG_MAX  (16u << 20) /* bytes of lines kept while the disk is full \
+				  */
 
 struct declog {
 	pthread_mutex_t mu;
@@ -35,8 +48,13 @@ struct declog {
 	int fd;
 	unsigned long written;
 	unsigned long failures;
+	unsigned long lost;
 	time_t reported; /* last failure report */
 	unsigned long unreported;
+	/* lines not written yet, oldest first: a ring of q[cap] */
+	char **q;
+	size_t *qlen;
+	size_t head, n, cap, bytes;
 };
 
 static int
@@ -62,6 +80,90 @@ declog_open(const char *path, char *err, size_t errlen)
 	return d;
 }
 
+/* undo - cut a short write back off the file; failing that, end the torn
+ * line so that the next one stays whole (d->mu held) */
+static void
+undo(struct declog *d, ssize_t n)
+{
+	struct stat st;
+
+	if (fstat(d->fd, &st) == 0 && st.st_size >= n &&
+	    ftruncate(d->fd, st.st_size - n) == 0)
+		return;
+	if (write(d->fd, "\n", 1) != 1) {
+		/* nothing more can be done for it */
+	}
+}
+
+/* put - one whole line, or nothing (d->mu held); 0 or an errno */
+static int
+put(struct declog *d, const char *p, size_t len)
+{
+	ssize_t n = write(d->fd, p, len);
+
+	if (n == (ssize_t)len)
+		return 0;
+	if (n > 0)
+		undo(d, n);
+	return n == -1 ? errno : ENOSPC;
+}
+
+/* flush - write the backlog out, oldest first, until it is empty (0) or a
+ * write fails (its errno); d->mu held */
+static int
+flush(struct declog *d)
+{
+	int rc;
+
+	while (d->n > 0) {
+		if ((rc = put(d, d->q[d->head], d->qlen[d->head])) != 0)
+			return rc;
+		d->written++;
+		d->bytes -= d->qlen[d->head];
+		free(d->q[d->head]);
+		d->head = (d->head + 1) % d->cap;
+		d->n--;
+	}
+	return 0;
+}
+
+/* keep - a line to the backlog, dropping the oldest if it is full (d->mu
+ * held; the backlog takes the line's memory) */
+static void
+keep(struct declog *d, char *line, size_t len)
+{
+	size_t i;
+
+	while (d->n > 0 && d->bytes + len > BACKLOG_MAX) {
+		d->bytes -= d->qlen[d->head];
+		free(d->q[d->head]);
+		d->head = (d->head + 1) % d->cap;
+		d->n--;
+		d->lost++;
+	}
+	if (d->n == d->cap) {
+		size_t cap = d->cap > 0 ? d->cap * 2 : 64;
+		char **q = xcalloc(cap, sizeof(*q));
+		size_t *ql = xcalloc(cap, sizeof(*ql));
+
+		for (i = 0; i < d->n; i++) {
+			q[i] = d->q[(d->head + i) % d->cap];
+			ql[i] = d->qlen[(d->head + i) % d->cap];
+		}
+		free(d->q);
+		free(d->qlen);
+		d->q = q;
+		d->qlen = ql;
+		d->cap = cap;
+		d->head = 0;
+	}
+	i = (d->head + d->n) % d->cap;
+	d->q[i] = line;
+	d->qlen[i] = len;
+	d->bytes += len;
+	d->n++;
+}
+
 int
 declog_reopen(struct declog *d)
 {
@@ -75,6 +177,7 @@ declog_reopen(struct declog *d)
 	(void)pthread_mutex_lock(&d->mu);
 	old = d->fd;
 	d->fd = fd;
+	(void)flush(d);
 	(void)pthread_mutex_unlock(&d->mu);
 	(void)close(old);
 	return 0;
@@ -85,6 +188,17 @@ declog_close(struct declog *d)
 {
 	if (d == NULL)
 		return;
+	if (flush(d) != 0 || d->lost > 0)
+		log_warnx("decision log %s: %zu line(s) could not be written "
+			  "before the end, %lu dropped earlier",
+		    d->path, d->n, d->lost);
+	while (d->n > 0) {
+		free(d->q[d->head]);
+		d->head = (d->head + 1) % d->cap;
+		d->n--;
+	}
+	free(d->q);
+	free(d->qlen);
 	(void)close(d->fd);
 	(void)pthread_mutex_destroy(&d->mu);
 	free(d->path);
@@ -95,27 +209,29 @@ void
 declog_write(struct declog *d, const char *line, size_t len)
 {
 	struct buf b;
-	ssize_t n;
-	int saved = 0;
+	int saved;
 	bool report = false;
-	unsigned long count = 0;
+	unsigned long count = 0, lost = 0;
+	size_t waiting = 0;
 	time_t now;
 
 	buf_init(&b);
 	buf_add(&b, line, len);
 	buf_addc(&b, '\n');
 	(void)pthread_mutex_lock(&d->mu);
-	n = write(d->fd, b.data, b.len);
-	if (n == (ssize_t)b.len)
+	if ((saved = flush(d)) == 0 && (saved = put(d, b.data, b.len)) == 0)
 		d->written++;
 	else {
-		saved = n == -1 ? errno : ENOSPC;
 		d->failures++;
 		d->unreported++;
+		len = b.len;
+		keep(d, buf_release(&b), len);
 		now = time(NULL);
 		if (now - d->reported >= REPORT_EVERY) {
 			report = true;
 			count = d->unreported;
+			waiting = d->n;
+			lost = d->lost;
 			d->unreported = 0;
 			d->reported = now;
 		}
@@ -124,8 +240,9 @@ declog_write(struct declog *d, const char *line, size_t len)
 	buf_free(&b);
 	if (report) {
 		errno = saved;
-		log_warn("decision log %s: %lu line(s) not written", d->path,
-		    count);
+		log_warn("decision log %s: %lu line(s) not written (%zu kept "
+			 "to write when there is room, %lu dropped)",
+		    d->path, count, waiting, lost);
 	}
 }
 
@@ -135,6 +252,8 @@ declog_get_stats(struct declog *d, struct declog_stats *st)
 	(void)pthread_mutex_lock(&d->mu);
 	st->written = d->written;
 	st->failures = d->failures;
+	st->pending = d->n;
+	st->lost = d->lost;
 	(void)pthread_mutex_unlock(&d->mu);
 }
 

@@ -279,8 +279,16 @@ metrics_format(struct metrics *m, const struct metrics_sources *src,
 		one(b, "spfguard_decision_log_lines_total", "counter",
 		    "Lines written to the decision log.", src->declog->written);
 		one(b, "spfguard_decision_log_write_failures_total", "counter",
-		    "Decision-log lines that could not be written (full disk).",
+		    "Decision-log lines whose first write failed (full disk); "
+		    "they wait in memory for room.",
 		    src->declog->failures);
+		one(b, "spfguard_decision_log_pending", "gauge",
+		    "Decision-log lines waiting in memory for room on the "
+		    "disk.",
+		    src->declog->pending);
+		one(b, "spfguard_decision_log_lost_total", "counter",
+		    "Decision-log lines dropped because too many were waiting.",
+		    src->declog->lost);
 	}
 	if (src->store != NULL) {
 		one(b, "spfguard_store_updates_total", "counter",

@@ -396,7 +396,7 @@ int
 spf_record_parse(const char *txt, size_t len, struct spf_record *r, char *err,
     size_t errlen)
 {
-	size_t i, start, n, namelen;
+	size_t i, start, n, namelen, cap = 0;
 	struct spf_term t;
 
 	memset(r, 0, sizeof(*r));
@@ -423,8 +423,13 @@ spf_record_parse(const char *txt, size_t len, struct spf_record *r, char *err,
 			goto fail;
 		if (t.mech == SPF_M_ALL)
 			r->has_all = true;
-		r->terms =
-		    xreallocarray(r->terms, r->nterms + 1, sizeof(*r->terms));
+		if (r->nterms == cap) {
+			/* doubling: a record of thousands of terms costs
+			   linear, not quadratic, memory and time */
+			cap = cap > 0 ? cap * 2 : 8;
+			r->terms =
+			    xreallocarray(r->terms, cap, sizeof(*r->terms));
+		}
 		r->terms[r->nterms++] = t;
 	}
 	return 0;

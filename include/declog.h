@@ -2,8 +2,10 @@
  * declog.h - the decision log: one JSON object per line, one line per
  * decision, appended with O_APPEND in a single write() so that concurrent
  * writers and a kill never leave a torn line; reopened on request (SIGUSR1,
- * logrotate). A failed write is counted and reported (at most once a
- * minute through the log facade); it never blocks or changes a decision.
+ * logrotate). A line that cannot be written (a full disk) is kept in a
+ * bounded backlog and written, in order, when there is room again; it is
+ * counted and reported (at most once a minute through the log facade),
+ * and never blocks or changes a decision.
  */
 #ifndef SPFGUARD_DECLOG_H
 #define SPFGUARD_DECLOG_H
@@ -49,8 +51,11 @@ void declog_close(struct declog *);
 void declog_write(struct declog *, const char *line, size_t len);
 
 struct declog_stats {
-	unsigned long written;
-	unsigned long failures;
+	unsigned long written;	/* lines in the file */
+	unsigned long failures; /* lines whose first write failed */
+	unsigned long pending;	/* of which kept, to write when there is
+				   room */
+	unsigned long lost;	/* of which dropped: the backlog was full */
 };
 void declog_get_stats(struct declog *, struct declog_stats *);
 

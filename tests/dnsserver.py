@@ -33,6 +33,18 @@ optional) to objects with these keys, all optional:
               same moment, as by a caching resolver)
   "truncate": true (or a list of types): over UDP answer TC=1 without
               records (the client must retry over TCP); TCP answers normally
+  "any_type": true: the name's records answer whatever type is asked
+              (wrong answer types: TXT records to an A query, and so on)
+  "owner":    the answer's records carry this owner name instead of the
+              name asked (an answer for a name nobody asked about)
+  "rcode":    answer with this RCODE (a number or a name such as "REFUSED")
+              and no records
+  "trickle_ms": over TCP, send the answer one byte every this many
+              milliseconds (with "truncate", a UDP client is made to wait
+              for it)
+
+A record may give "rdata_hex" instead of "data": its RDATA as raw bytes,
+well-formed or not (a TXT whose length byte runs past its end).
 
 A name in the zone (or with descendants in it) that lacks the type asked
 answers NOERROR/NODATA, an unknown name NXDOMAIN; both carry a made-up SOA
@@ -56,7 +68,7 @@ import threading
 import time
 
 from dnslib import (AAAA, CNAME, DNSHeader, DNSLabel, DNSQuestion, DNSRecord,
-                    EDNS0, MX, NS, PTR, QTYPE, RCODE, RR, SOA, TXT, A)
+                    EDNS0, MX, NS, PTR, QTYPE, RCODE, RD, RR, SOA, TXT, A)
 
 DEFAULT_TTL = 300
 NEG_TTL = 60
@@ -197,7 +209,7 @@ class Flag:
 
 class Node:
     KEYS = {"records", "ttl", "timeout", "timeout_except", "servfail",
-            "delay_ms", "truncate"}
+            "delay_ms", "truncate", "any_type", "owner", "rcode", "trickle_ms"}
 
     def __init__(self, name, spec):
         if isinstance(spec, list):          # shorthand: just the records
@@ -222,6 +234,20 @@ class Node:
         if not isinstance(delay, (int, float)) or delay < 0:
             raise ZoneError("%s: bad delay_ms" % name)
         self.delay = delay / 1000.0
+        self.any_type = spec.get("any_type") is True
+        self.owner = name_labels(spec["owner"]) if "owner" in spec else None
+        self.rcode = None
+        if "rcode" in spec:
+            rc = spec["rcode"]
+            if isinstance(rc, str):
+                rc = getattr(RCODE, rc.upper(), None)
+            if not isinstance(rc, int) or not 0 <= rc <= 15:
+                raise ZoneError("%s: bad rcode" % name)
+            self.rcode = rc
+        trickle = spec.get("trickle_ms", 0)
+        if not isinstance(trickle, (int, float)) or trickle < 0:
+            raise ZoneError("%s: bad trickle_ms" % name)
+        self.trickle = trickle / 1000.0
         self.rrs = []           # (rtype, ttl, rdata)
         self.cname = None       # target labels
         records = spec.get("records", [])
@@ -239,6 +265,13 @@ class Node:
             raise ZoneError("%s: bad ttl in %r" % (name, rec))
         d = rec.get("data")
         try:
+            if "rdata_hex" in rec:
+                rtype = type_number(t)
+                try:
+                    raw = bytes.fromhex(rec["rdata_hex"])
+                except (TypeError, ValueError):
+                    raise ZoneError("bad rdata_hex")
+                return (rtype, ttl, RD(raw))
             if t in ("TXT", "SPF"):
                 rd = TXT(txt_strings(rec))
             elif t == "A":
@@ -299,6 +332,7 @@ class Answer:
         self.auth = []
         self.delay = 0.0
         self.truncate = False
+        self.trickle = 0.0
 
 
 def resolve(zone, qlabels, qtype):
@@ -321,12 +355,19 @@ def resolve(zone, qlabels, qtype):
                 ans.rr = []
                 return ans
             ans.delay = max(ans.delay, node.delay)
+            ans.trickle = max(ans.trickle, node.trickle)
+            if node.rcode is not None:
+                ans.rcode = node.rcode
+                ans.rr = []
+                return ans
             if node.truncate.hit(qtype):
                 ans.truncate = True
-            matches = [r for r in node.rrs if qtype == ANY or r[0] == qtype]
+            matches = [r for r in node.rrs
+                       if qtype == ANY or r[0] == qtype or node.any_type]
             if matches:
+                rr_owner = list(node.owner) if node.owner is not None else owner
                 for rtype, ttl, rd in matches:
-                    ans.rr.append(RR(DNSLabel(owner), rtype, ttl=ttl, rdata=rd))
+                    ans.rr.append(RR(DNSLabel(rr_owner), rtype, ttl=ttl, rdata=rd))
                 return ans
             if node.cname is not None and qtype != TYPES["CNAME"]:
                 cn = [r for r in node.rrs if r[0] == TYPES["CNAME"]][0]
@@ -439,8 +480,9 @@ class Server:
                 self.log.write(line)
                 self.log.flush()
 
-    def answer(self, data, proto):
-        """Raw query -> raw response, or None to stay silent."""
+    def answer(self, data, proto, info=None):
+        """Raw query -> raw response, or None to stay silent.  info (a
+        dict), if given, gets "trickle": seconds between bytes over TCP."""
         try:
             q = DNSRecord.parse(data)
         except Exception:
@@ -478,6 +520,8 @@ class Server:
                 return None
             if ans.delay:
                 time.sleep(self.delay_left(qn, ans.delay))
+            if info is not None:
+                info["trickle"] = ans.trickle
             reply.header.rcode = ans.rcode
             reply.rr = ans.rr
             reply.auth = ans.auth
@@ -539,10 +583,20 @@ class Server:
 
     def tcp_one(self, conn, lock, data):
         try:
-            wire = self.answer(data, "tcp")
-            if wire is not None:
-                with lock:
-                    conn.sendall(struct.pack("!H", len(wire)) + wire)
+            info = {}
+            wire = self.answer(data, "tcp", info)
+            if wire is None:
+                return
+            out = struct.pack("!H", len(wire)) + wire
+            with lock:
+                if not info.get("trickle"):
+                    conn.sendall(out)
+                    return
+                for i in range(len(out)):
+                    if self.stop.is_set():
+                        return
+                    conn.sendall(out[i:i + 1])
+                    time.sleep(info["trickle"])
         except Exception:
             pass
 

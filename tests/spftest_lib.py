@@ -96,7 +96,9 @@ class TestServer:
             srv.queries() -> [(proto, qname, qtype)], srv.clear_log()
     """
 
-    def __init__(self, zone, lifetime=300, workdir=None):
+    def __init__(self, zone, lifetime=300, workdir=None, port=0):
+        """port: listen on this port (0: a free one)."""
+        self.want_port = port
         self.dir = tempfile.mkdtemp(prefix="spfdns.", dir=workdir)
         self.zone_path = os.path.join(self.dir, "zone.json")
         self.log_path = os.path.join(self.dir, "query.log")
@@ -109,7 +111,7 @@ class TestServer:
 
     def start(self, wait=10.0):
         self.proc = subprocess.Popen(
-            [PYTHON, DNSSERVER, "--zone", self.zone_path, "--port", "0",
+            [PYTHON, DNSSERVER, "--zone", self.zone_path, "--port", str(self.want_port),
              "--portfile", self.port_path, "--querylog", self.log_path,
              "--lifetime", str(self.lifetime)],
             stdin=subprocess.DEVNULL)
