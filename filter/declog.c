@@ -38,9 +38,10 @@
 #include "log.h"
 #include "xalloc.h"
 
-#define REPORT_EVERY 60		 /* seconds between reports of failed writes */
-#define BACKLOG_MAX  (16u << 20) /* bytes of lines kept while the disk is full \
-				  */
+/* seconds between reports of failed writes */
+#define REPORT_EVERY 60
+/* bytes of lines kept while the disk is full */
+#define BACKLOG_MAX (16u << 20)
 
 struct declog {
 	pthread_mutex_t mu;
