@@ -269,7 +269,9 @@ main(void)
 	t0 = now_ms();
 	dns_query(dns, "after.example.com", DNS_T_TXT, NULL, &a);
 	ms = now_ms() - t0;
-	TAP_OK(a.status == DNS_OK && ms < 300,
+	/* an answer (not a timeout) well before the 700 ms query timeout;
+	   milliseconds on an idle machine, more on a loaded one */
+	TAP_OK(a.status == DNS_OK && ms < 650,
 	    "after five timeouts another "
 	    "name still answers at once (%ld ms)",
 	    ms);
