@@ -290,6 +290,12 @@ logged() { # logged SENDER: its decision reached decisions.log (5 s at most)
 
 start_daemon /usr/sbin/spfguard -f -c /etc/spfguard/spfguard.conf
 ok $? "started as root, the installed daemon listens on 127.0.0.1:$port" "$(cat "$tmp/daemon.log")"
+# the socket listens before the pid file is written: wait for it (5 s)
+i=0
+while [ "$(cat /run/spfguard/spfguard.pid 2>/dev/null)" != "$daemon" ] && [ $i -lt 50 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
 [ "$(cat /run/spfguard/spfguard.pid 2>/dev/null)" = "$daemon" ]
 ok $? "it wrote its pid to /run/spfguard/spfguard.pid"
 [ "$(ps -o user= -p "$daemon" | tr -d ' ')" = spfguard ]
