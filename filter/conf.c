@@ -18,6 +18,7 @@
 #include "autoconf.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include <arpa/inet.h>
@@ -106,8 +107,12 @@ static const struct opt opts[] = {
 	"SIGUSR1); unset: none."),
     STR("syslog_facility", "mail", syslog_facility, conf_check_facility, 0,
 	"Syslog facility: mail, daemon or local0 to local7."),
-    UINT("workers", "64", 1, 1024, workers,
-	"Most threads evaluating SPF at the same time."),
+    UINT("workers", "1024", 1, 4096, workers,
+	"Most SPF checks and blocklist lookups in flight at once, each on "
+	"a thread of its own: threads start when needed and leave after a "
+	"minute idle. A check waiting for a slow DNS zone holds its "
+	"thread, so set this well above the checks of a busy second "
+	"times the DNS timeout in seconds."),
     GROUP("dns", "DNS settings."),
     {"dns.resolvers", OPT_STRS, NULL, 0, 0, F(resolvers), F(nresolvers),
 	conf_check_resolver, 0, NULL,
@@ -745,6 +750,8 @@ struct cidrs {
 static void
 push_cidrs(struct cidrs *c, const struct policy_cidr *nets, size_t n)
 {
+	if (n == 0) /* an empty named list: nets may be NULL */
+		return;
 	*c->v = xreallocarray(*c->v, *c->n + n, sizeof(**c->v));
 	(void)memcpy(*c->v + *c->n, nets, n * sizeof(*nets));
 	*c->n += n;
@@ -1657,10 +1664,85 @@ dir_of(const char *path)
 	return xstrndup(path, (size_t)(slash - path));
 }
 
+/*
+ * include_name - the file name of an "@include" line, as libconfig 1.5's
+ * scanner reads it (\\ and \" escaped), or NULL when the line is not one
+ */
+static char *
+include_name(const char *line)
+{
+	static const char kw[] = "@include";
+	struct buf b;
+	const char *p = line + strspn(line, " \t");
+
+	if (strncmp(p, kw, sizeof(kw) - 1) != 0)
+		return NULL;
+	p += sizeof(kw) - 1;
+	if (*p != ' ' && *p != '\t')
+		return NULL;
+	p += strspn(p, " \t");
+	if (*p++ != '"')
+		return NULL;
+	buf_init(&b);
+	for (; *p != '"'; p++) {
+		if (*p == '\0' || *p == '\n') {
+			buf_free(&b);
+			return NULL;
+		}
+		if (*p == '\\' && (p[1] == '\\' || p[1] == '"'))
+			p++;
+		buf_addc(&b, *p);
+	}
+	return buf_release(&b);
+}
+
+/*
+ * check_includes - refuse an @include of anything but a regular file.
+ * libconfig 1.5 opens include_dir/NAME with fopen(): a directory (`@include
+ * ""` names the configuration's own) opens, and its first read ends the
+ * process from inside the scanner (flex's "input in flex scanner failed",
+ * exit 2), on a reload too; a FIFO or a device would block or never end.
+ * Files that do not exist are left to libconfig ("cannot open include
+ * file"). label is the file's name for messages, NULL for the main file.
+ */
+static void
+check_includes(struct ld *ld, const char *file, const char *label, int depth)
+{
+	struct stat st;
+	char *line = NULL, *name, *full;
+	size_t cap = 0;
+	int lineno = 0;
+	FILE *fp;
+
+	/* libconfig's own limit is 10 levels: it reports deeper ones */
+	if (depth > 10 || (fp = fopen(file, "r")) == NULL)
+		return;
+	while (getline(&line, &cap, fp) != -1) {
+		lineno++;
+		if ((name = include_name(line)) == NULL)
+			continue;
+		full = xmalloc(strlen(ld->dir) + strlen(name) + 2);
+		(void)sprintf(full, "%s/%s", ld->dir, name);
+		if (stat(full, &st) == 0 && !S_ISREG(st.st_mode)) {
+			char q[160];
+
+			error_at(ld, label, lineno,
+			    "@include %s: not a regular file",
+			    esc(name, q, sizeof(q)));
+		} else if (stat(full, &st) == 0)
+			check_includes(ld, full, name, depth + 1);
+		free(full);
+		free(name);
+	}
+	free(line);
+	(void)fclose(fp);
+}
+
 struct conf *
 conf_load(const char *path, struct buf *errors)
 {
 	struct ld ld;
+	struct stat st;
 	config_t cf;
 	FILE *fp;
 	size_t i;
@@ -1675,12 +1757,24 @@ conf_load(const char *path, struct buf *errors)
 	set_defaults(ld.conf);
 	config_init(&cf);
 	config_set_include_dir(&cf, ld.dir);
-	/* libconfig says only "file I/O error": ask for the reason first */
+	/*
+	 * libconfig says only "file I/O error": ask for the reason first. A
+	 * directory opens and its first read would end the process (see
+	 * check_includes()).
+	 */
 	if ((fp = fopen(path, "r")) == NULL) {
 		buf_addf(errors, "%s: %s\n", path, strerror(errno));
 		ld.nerrors++;
 	} else {
+		if (fstat(fileno(fp), &st) == 0 && !S_ISREG(st.st_mode)) {
+			buf_addf(errors, "%s: not a regular file\n", path);
+			ld.nerrors++;
+		}
 		(void)fclose(fp);
+	}
+	if (ld.nerrors == 0)
+		check_includes(&ld, path, NULL, 0);
+	if (ld.nerrors == 0) {
 		if (config_read_file(&cf, path) != CONFIG_TRUE)
 			error_at(&ld, config_error_file(&cf),
 			    config_error_line(&cf), "%s",

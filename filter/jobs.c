@@ -88,18 +88,23 @@ worker(void *arg)
 
 	(void)pthread_mutex_lock(&p->mu);
 	for (;;) {
+		/*
+		 * Leave only after a whole idle minute: a thread woken for a
+		 * job that another took first waits again (leaving then
+		 * would start and stop threads all the time under load).
+		 */
 		rc = 0;
-		while (p->head == NULL && !p->stop && rc != ETIMEDOUT) {
+		while (p->head == NULL && !p->stop &&
+		    (rc != ETIMEDOUT || p->threads <= MIN_THREADS)) {
 			p->idle++;
 			(void)clock_gettime(CLOCK_MONOTONIC, &until);
 			until.tv_sec += IDLE_EXIT_S;
 			rc = pthread_cond_timedwait(&p->work, &p->mu, &until);
 			p->idle--;
 		}
-		if (p->stop || (p->head == NULL && p->threads > MIN_THREADS))
+		if (p->stop || p->head == NULL)
 			break;
-		if ((j = p->head) == NULL)
-			continue;
+		j = p->head;
 		p->head = j->next;
 		if (p->head == NULL)
 			p->tail = NULL;

@@ -201,7 +201,9 @@ latency(struct buf *b, const struct dns_stats *st)
 	size_t i;
 
 	head(b, "spfguard_dns_latency_seconds", "histogram",
-	    "Time to answer a DNS query sent to the resolver.");
+	    "Time to answer a DNS question handed to the resolver "
+	    "(libunbound, with its own cache); not those answered from "
+	    "spfguard's answer cache.");
 	for (i = 0; i < DNS_LATENCY_BUCKETS; i++) {
 		total += st->latency[i];
 		if (i < sizeof(bounds) / sizeof(bounds[0]))
@@ -249,8 +251,9 @@ metrics_format(struct metrics *m, const struct metrics_sources *src,
 		    "DNS questions asked by SPF checks and blocklist lookups.",
 		    src->dns->queries);
 		one(b, "spfguard_dns_sent_total", "counter",
-		    "Questions handed to the resolver (the rest were invalid "
-		    "names, answered locally).",
+		    "Questions handed to the resolver (the rest were answered "
+		    "from spfguard's answer cache, or were invalid names "
+		    "answered locally).",
 		    src->dns->sent);
 		one(b, "spfguard_dns_timeouts_total", "counter",
 		    "Questions that ran out of time (query timeout or "
@@ -261,9 +264,10 @@ metrics_format(struct metrics *m, const struct metrics_sources *src,
 		    "SERVFAIL, REFUSED).",
 		    src->dns->tempfails);
 		one(b, "spfguard_dns_cache_hits_total", "counter",
-		    "Answers that took under a millisecond: libunbound's "
-		    "cache (it keeps no counter of its own).",
-		    src->dns->latency[0]);
+		    "Questions answered from spfguard's own answer cache, "
+		    "without the resolver (hits in libunbound's cache behind "
+		    "it are not counted: those questions are sent).",
+		    src->dns->cache_hits);
 		latency(b, src->dns);
 	}
 	if (src->jobs != NULL) {

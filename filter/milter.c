@@ -3,6 +3,32 @@
  * libmilter into the connection context (ctx.c), and translate what comes
  * back into libmilter calls. Nothing here decides anything.
  *
+ * libmilter's private pointer is a struct session, owned here: made by
+ * on_negotiate (or by the first callback, for a session that never
+ * negotiated), freed with its struct conn by on_close. It holds the
+ * connection context and the no-reply flags negotiated.
+ *
+ * No reply (protocol 6): spfguard refuses only at RCPT and acts only at end
+ * of message, and the MTA waiting for a "continue" to each header and to
+ * end of headers cost a round trip each (9 of a message's 15, bench/
+ * README.md). So on_negotiate asks for SMFIP_NR_HDR and SMFIP_NR_EOH, and
+ * callbacks return go_on(): SMFIS_NOREPLY exactly where the flag was
+ * negotiated. NOREPLY where it was not would leave the MTA waiting for an
+ * answer that never comes (CONTINUE where it was, libmilter drops and
+ * logs). libmilter offers every NR flag to the negotiate callback, keeps
+ * out of its answer those the MTA lacks and sends "continue" for them
+ * itself: an older MTA sees what it saw before. Not for connect, HELO and
+ * MAIL, although they never refuse either: Postfix keeps a command it
+ * expects no answer to in its buffer until one that needs an answer, so
+ * they would reach us only with the first RCPT, and the lookups ctx.c
+ * starts there (blocklists at connect, the HELO check, the MAIL FROM
+ * check) would no longer overlap the SMTP client's round trips; headers
+ * start nothing. close cannot tell QUIT from QUIT_NC (a new SMTP session
+ * on the same milter connection, which neither Postfix nor Sendmail
+ * sends), so after QUIT_NC the flags are forgotten and the callbacks
+ * return CONTINUE, which libmilter turns into the negotiated silence,
+ * with a log line.
+ *
  * Reply texts come from the policy (which already keeps them printable and
  * bounded); here '%' is doubled, because libmilter documents a single '%'
  * as making the MTA drop the text.
@@ -40,19 +66,49 @@
 
 #define REPLY_TEXT_MAX 900 /* libmilter refuses over 980 */
 
+/* no reply negotiated for these (see above) */
+#define NR_STAGES (SMFIP_NR_HDR | SMFIP_NR_EOH)
+
+/* libmilter's private pointer */
+struct session {
+	struct conn *conn; /* NULL until connect or first use */
+	unsigned long nr;  /* SMFIP_NR_* negotiated: stages never answered */
+};
+
 static struct runtime *rt;
+
+/* session_of - the session, created if negotiate was never seen */
+static struct session *
+session_of(SMFICTX *ctx)
+{
+	struct session *s = smfi_getpriv(ctx);
+
+	if (s == NULL) {
+		s = xcalloc(1, sizeof(*s));
+		(void)smfi_setpriv(ctx, s);
+	}
+	return s;
+}
 
 /* conn_of - the context, created if connect was never seen */
 static struct conn *
 conn_of(SMFICTX *ctx)
 {
-	struct conn *c = smfi_getpriv(ctx);
+	struct session *s = session_of(ctx);
 
-	if (c == NULL) {
-		c = ctx_connect(rt, NULL, NULL);
-		(void)smfi_setpriv(ctx, c);
-	}
-	return c;
+	if (s->conn == NULL)
+		s->conn = ctx_connect(rt, NULL, NULL);
+	return s->conn;
+}
+
+/* go_on - "continue" at a stage: no reply where one was negotiated away */
+static sfsistat
+go_on(SMFICTX *ctx, unsigned long nr_flag)
+{
+	struct session *s = smfi_getpriv(ctx);
+
+	return s != NULL && (s->nr & nr_flag) != 0 ? SMFIS_NOREPLY
+						   : SMFIS_CONTINUE;
 }
 
 static const char *
@@ -69,16 +125,19 @@ on_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
     unsigned long *pf2, unsigned long *pf3)
 {
 	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE);
-	/* no body, no DATA, no unknown commands: nothing to do there */
-	*pf1 = f1 & (SMFIP_NOBODY | SMFIP_NODATA | SMFIP_NOUNKNOWN);
+	/* no body, no DATA, no unknown commands: nothing to do there; no
+	   reply where spfguard always continues */
+	*pf1 = f1 & (SMFIP_NOBODY | SMFIP_NODATA | SMFIP_NOUNKNOWN | NR_STAGES);
 	*pf2 = 0;
 	*pf3 = 0;
+	session_of(ctx)->nr = *pf1 & NR_STAGES;
 	return SMFIS_CONTINUE;
 }
 
 static sfsistat
 on_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *sa)
 {
+	struct session *s;
 	char ip[INET6_ADDRSTRLEN];
 	const char *addr = NULL, *name = hostname;
 
@@ -93,16 +152,17 @@ on_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *sa)
 	/* Postfix says "unknown", Sendmail "[192.0.2.1]" for no name */
 	if (name != NULL && (name[0] == '[' || strcmp(name, "unknown") == 0))
 		name = NULL;
-	ctx_close(smfi_getpriv(ctx));
-	(void)smfi_setpriv(ctx, ctx_connect(rt, addr, name));
-	return SMFIS_CONTINUE;
+	s = session_of(ctx);
+	ctx_close(s->conn);
+	s->conn = ctx_connect(rt, addr, name);
+	return go_on(ctx, SMFIP_NR_CONN);
 }
 
 static sfsistat
 on_helo(SMFICTX *ctx, char *helo)
 {
 	ctx_helo(conn_of(ctx), helo);
-	return SMFIS_CONTINUE;
+	return go_on(ctx, SMFIP_NR_HELO);
 }
 
 static sfsistat
@@ -110,7 +170,7 @@ on_envfrom(SMFICTX *ctx, char **argv)
 {
 	ctx_mail(conn_of(ctx), argv != NULL ? argv[0] : NULL,
 	    macro(ctx, "{auth_authen}"), macro(ctx, "i"));
-	return SMFIS_CONTINUE;
+	return go_on(ctx, SMFIP_NR_MAIL);
 }
 
 /* reply_text - the policy's text with '%' doubled, bounded */
@@ -150,14 +210,14 @@ static sfsistat
 on_header(SMFICTX *ctx, char *name, char *value)
 {
 	ctx_header(conn_of(ctx), name, value != NULL ? value : "");
-	return SMFIS_CONTINUE;
+	return go_on(ctx, SMFIP_NR_HDR);
 }
 
 static sfsistat
 on_eoh(SMFICTX *ctx)
 {
 	ctx_queue_id(conn_of(ctx), macro(ctx, "i"));
-	return SMFIS_CONTINUE;
+	return go_on(ctx, SMFIP_NR_EOH);
 }
 
 static sfsistat
@@ -201,10 +261,16 @@ on_abort(SMFICTX *ctx)
 	return SMFIS_CONTINUE;
 }
 
+/* on_close - at QUIT, QUIT_NC or the end of the connection (maybe twice) */
 static sfsistat
 on_close(SMFICTX *ctx)
 {
-	ctx_close(smfi_getpriv(ctx));
+	struct session *s = smfi_getpriv(ctx);
+
+	if (s != NULL) {
+		ctx_close(s->conn);
+		free(s);
+	}
 	(void)smfi_setpriv(ctx, NULL);
 	return SMFIS_CONTINUE;
 }

@@ -1,13 +1,18 @@
 /*
  * dns.h - the DNS layer: resolver choice, per-query timeout, per-evaluation
- * deadline, TTL cache (libunbound's), and answers decoded into plain C.
+ * deadline, an answer cache (ours, in front of libunbound's), and answers
+ * decoded into plain C.
  *
  * One struct dns_ctx serves every thread of the process. dns_query() blocks
  * the calling thread until the answer, the per-query timeout or the
  * caller's deadline, whichever comes first; it never returns "no record"
  * for a failure it could not tell apart from one: those are DNS_TEMPFAIL.
  * Malformed names (empty or over-long labels, over 253 octets) are answered
- * DNS_NXDOMAIN locally, without sending anything.
+ * DNS_NXDOMAIN locally, without sending anything. On the libunbound path
+ * (dns_create()) answers (never temporary failures) are kept for their TTL
+ * and a repeated question is answered on the calling thread; a function
+ * backend (dns_create_fn()) is asked every time. Either way the caller
+ * owns the answer and frees it with dns_answer_free().
  */
 #ifndef SPFGUARD_DNS_H
 #define SPFGUARD_DNS_H
@@ -79,13 +84,15 @@ typedef void (*dns_answer_fn)(void *arg, const char *name, enum dns_type type,
 #define DNS_LATENCY_BUCKETS 12
 
 struct dns_stats {
-	unsigned long queries;	 /* dns_query() calls */
-	unsigned long sent;	 /* handed to the resolver */
-	unsigned long timeouts;	 /* per-query timeout or deadline */
-	unsigned long tempfails; /* all DNS_TEMPFAIL answers */
-	unsigned long badnames;	 /* answered locally */
-	/* time to answer the queries not answered locally: counts per
-	   bucket (not cumulative), and the sum in microseconds */
+	unsigned long queries;	  /* dns_query() calls */
+	unsigned long sent;	  /* handed to the resolver */
+	unsigned long timeouts;	  /* per-query timeout or deadline */
+	unsigned long tempfails;  /* all DNS_TEMPFAIL answers */
+	unsigned long badnames;	  /* answered locally */
+	unsigned long cache_hits; /* answered from our answer cache */
+	/* time to answer the queries not answered locally (bad names,
+	   cache hits): counts per bucket (not cumulative), and the sum in
+	   microseconds */
 	unsigned long latency[DNS_LATENCY_BUCKETS];
 	unsigned long latency_sum_us;
 };
@@ -99,6 +106,15 @@ void dns_query(struct dns_ctx *, const char *name, enum dns_type,
 void dns_answer_free(struct dns_answer *);
 void dns_answer_truncate(struct dns_answer *, size_t);
 void dns_get_stats(struct dns_ctx *, struct dns_stats *);
+
+/* The answer cache's size now: entries, and bytes (entries, names and
+ * records); 0 for a function backend. */
+void dns_cache_usage(struct dns_ctx *, size_t *entries, size_t *bytes);
+/* Tests only: empty the answer cache and bound it to this many entries and
+ * bytes in all (split evenly over its 64 shards: under 64 entries, nothing
+ * is kept) and to these TTL caps (positive, negative answers; seconds). */
+void dns_cache_limits(struct dns_ctx *, size_t entries, size_t bytes,
+    uint32_t max_ttl, uint32_t max_neg_ttl);
 
 bool dns_name_ok(const char *name);
 
@@ -115,5 +131,13 @@ long dns_ms_left(const struct timespec *);
 
 /* Builders for backends: append one record of out->type. */
 void dns_answer_add(struct dns_answer *, const struct dns_rr *);
+
+/*
+ * libunbound's answer (rcode, rdata in wire format) decoded into out, whose
+ * type is set and count 0. Used by the resolver path, and exposed for the
+ * fuzzer (tests/fuzz/fuzz_dns.c) only.
+ */
+struct ub_result;
+void dns_decode_result(const struct ub_result *, struct dns_answer *out);
 
 #endif

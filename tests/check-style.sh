@@ -8,7 +8,8 @@ if ! command -v clang-format >/dev/null 2>&1; then
 fi
 cd "$top" || exit 1
 n=0 bad=0
-for f in filter/*.c filter/*.h include/*.h tests/*.c tests/*.h bench/*.c; do
+for f in filter/*.c filter/*.h include/*.h tests/*.c tests/*.h tests/fuzz/*.c \
+	tests/fuzz/*.h bench/*.c; do
 	[ -f "$f" ] || continue
 	n=$((n + 1))
 	if clang-format --style=file "$f" | cmp -s - "$f"; then

@@ -33,6 +33,7 @@ static const struct {
 } fixtures[] = {
     {"inc/lists.conf", "lists = { partners = [ \"192.0.2.0/24\" ]; };\n"},
     {"inc/bad.conf", "# an included file\n\nworkers = \"many\";\n"},
+    {"inc/dev.conf", "@include \"../../../../../../../dev/zero\"\n"},
     {"inc/syntax.conf", "workers = 4;\nsocket = ;\n"},
     {"inc/nested.conf",
 	"# includes are relative to the main file\n"
@@ -77,10 +78,11 @@ static const struct tcase {
     {"workers float", "workers = 1.5;\n",
 	"main.conf:1: workers: expected an integer", 0},
     {"workers 0", "workers = 0;\n",
-	"main.conf:1: workers: 0 is out of range (1..1024)", 0},
-    {"workers 1025", "workers = 1025;\n",
-	"main.conf:1: workers: 1025 is out of range (1..1024)", 0},
-    {"workers 1 and 1024", "workers = 1;\n", NULL, 0},
+	"main.conf:1: workers: 0 is out of range (1..4096)", 0},
+    {"workers 4097", "workers = 4097;\n",
+	"main.conf:1: workers: 4097 is out of range (1..4096)", 0},
+    {"workers 1", "workers = 1;\n", NULL, 0},
+    {"workers 4096", "workers = 4096;\n", NULL, 0},
     {"workers 64L", "workers = 64L;\n", NULL, 0},
     {"syslog facility", "syslog_facility = \"kern\";\n",
 	"main.conf:1: syslog_facility: \"kern\": expected mail, daemon or "
@@ -643,6 +645,15 @@ static const struct tcase {
 	"main.conf:3: duplicate rule name \"a\" (first at /", 0},
     {"missing include", "workers = 4;\n@include \"inc/none.conf\"\n",
 	"main.conf:2: cannot open include file", 0},
+    /* libconfig 1.5 would read a directory and exit(2) from its scanner */
+    {"include of the directory itself", "workers = 4;\n@include \"\"\n",
+	"main.conf:2: @include \"\": not a regular file", 0},
+    {"include of a directory", "\n\n  @include \"inc\"\n",
+	"main.conf:3: @include \"inc\": not a regular file", 0},
+    {"include of a device in an included file", "@include \"inc/dev.conf\"\n",
+	"inc/dev.conf:1: @include \"../../../../../../../dev/zero\": not a "
+	"regular file",
+	0},
     /* reputation: lists, limits, store, greylist and history */
     {"dnsbl ok",
 	"dnsbl = ( { name = \"zen\"; zone = \"zen.example.\"; codes = [ "
@@ -930,6 +941,28 @@ test_missing_file(void)
 	buf_free(&err);
 }
 
+/* a directory as the configuration: refused, the process goes on */
+static void
+test_directory(void)
+{
+	struct conf *c;
+	struct buf err;
+	char path[PATH_MAX];
+	bool ok;
+
+	(void)snprintf(path, sizeof(path), "%s/inc", tmpdir);
+	buf_init(&err);
+	c = conf_load(path, &err);
+	ok = c == NULL &&
+	    strstr(buf_str(&err), "/inc: not a regular file") != NULL &&
+	    count_lines(buf_str(&err)) == 1;
+	TAP_OK(ok, "a directory: FILE: not a regular file");
+	if (!ok)
+		diag(buf_str(&err));
+	conf_unref(c);
+	buf_free(&err);
+}
+
 static bool
 net_is(const struct policy_cidr *n, int family, int bits)
 {
@@ -964,7 +997,7 @@ test_defaults(void)
 		c->pidfile == NULL && c->user == NULL && c->group == NULL &&
 		c->socket_mode == -1 && c->socket_group == NULL &&
 		c->decision_log == NULL &&
-		strcmp(c->syslog_facility, "mail") == 0 && c->workers == 64,
+		strcmp(c->syslog_facility, "mail") == 0 && c->workers == 1024,
 	    "defaults: daemon");
 	TAP_OK(c->resolvers == NULL && c->nresolvers == 0 &&
 		c->dns_timeout_ms == 5000,
@@ -1151,7 +1184,7 @@ test_describe(void)
 {
 	static const char *const want[] = {
 	    "socket (string, default \"inet:8891@127.0.0.1\")",
-	    "workers (integer 1..1024, default 64)",
+	    "workers (integer 1..4096, default 1024)",
 	    "dns.resolvers (string or list of strings)",
 	    "dns.timeout_ms (integer 100..60000, default 5000)",
 	    "spf.deadline_ms (integer 500..120000, default 20000)",
@@ -1321,6 +1354,7 @@ main(void)
 		run_case(&cases[i]);
 	test_many_errors();
 	test_missing_file();
+	test_directory();
 	test_defaults();
 	test_full(srcdir);
 	test_refs();

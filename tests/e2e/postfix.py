@@ -903,11 +903,13 @@ class Spfguard:
     "decision_log" are set here."""
 
     def __init__(self, conf, port=None, workdir=None, binary=None, lifetime=900,
-                 unix=None, dns=None):
+                 unix=None, dns=None, wrapper=None):
         """unix: a socket path (instead of a TCP port); conf may then set
         socket_mode and socket_group.  dns: "127.0.0.1:PORT" of the test
-        DNS server (spftest_lib.TestServer.addr), put in dns.resolvers."""
+        DNS server (spftest_lib.TestServer.addr), put in dns.resolvers.
+        wrapper: a command the daemon runs under (e.g. valgrind ...)."""
         self.binary = binary or spfguard_path()
+        self.wrapper = list(wrapper or [])
         self.unix = unix
         self.port = None if unix else (port or free_port())
         self.own_dir = workdir is None
@@ -963,7 +965,8 @@ class Spfguard:
     def start(self, wait=10.0):
         self._err = open(self.err_path, "ab")
         self.proc = subprocess.Popen(
-            die_with_me([self.binary, "-f", "-c", self.conf_path, "-p", self.socket]),
+            die_with_me(self.wrapper +
+                        [self.binary, "-f", "-c", self.conf_path, "-p", self.socket]),
             stdin=subprocess.DEVNULL, stdout=self._err, stderr=self._err)
         _live_daemons.add(self)
         # bounded in time even if this process hangs

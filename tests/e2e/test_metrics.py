@@ -7,8 +7,10 @@ mix of mail whose answers it knows (SPF pass, fail, temperror, a client on a
 test DNSBL, a trusted client, two recipients in one message), then reads the
 page with curl and checks that the counters match what it sent and what
 the decision log says: decisions by action, rule and SPF result,
-recipients, blocklist lookups, DNS queries, the latency histogram, sessions
-in flight, reloads (a good file and a broken one), decision-log lines.
+recipients, blocklist lookups, DNS queries, the answer cache's hits (the
+SPF records of pass.example and fail.example are asked again by later
+mail), the latency histogram, sessions in flight, reloads (a good file and
+a broken one), decision-log lines.
 
     /usr/bin/python3 tests/e2e/test_metrics.py
 
@@ -199,13 +201,21 @@ def run(tap, sg, pf, mport):
     queries = get(page, "spfguard_dns_queries_total")
     count = get(page, "spfguard_dns_latency_seconds_count")
     inf = get(page, "spfguard_dns_latency_seconds_bucket", le="+Inf")
-    tap.ok(queries >= untrusted and count == queries and inf == count
+    hits = get(page, "spfguard_dns_cache_hits_total")
+    sent = get(page, "spfguard_dns_sent_total")
+    # no invalid names here: every question is a cache hit or timed
+    tap.ok(queries >= untrusted and count + hits == queries and inf == count
            and get(page, "spfguard_dns_timeouts_total") >= 1
            and get(page, "spfguard_dns_tempfails_total") >= 1,
-           "DNS: %d queries, all in the latency histogram, the timeout of temp.example "
-           "counted" % queries,
-           "queries %s count %s +Inf %s timeouts %s" % (
-               queries, count, inf, get(page, "spfguard_dns_timeouts_total")))
+           "DNS: %d queries, those not answered from the cache in the latency "
+           "histogram, the timeout of temp.example counted" % queries,
+           "queries %s count %s +Inf %s hits %s timeouts %s" % (
+               queries, count, inf, hits, get(page, "spfguard_dns_timeouts_total")))
+    # pass.example's TXT is asked by 3 messages, fail.example's by 2 (the
+    # trusted client's is not checked); temp.example's timeouts are not kept
+    tap.ok(hits >= 3 and sent <= queries - hits,
+           "DNS answer cache: at least 3 hits (%d), not sent to the resolver" % hits,
+           "hits %s sent %s queries %s" % (hits, sent, queries))
     buckets = [v for (n, l), v in sorted(page.items(), key=lambda kv: str(kv[0]))
                if n == "spfguard_dns_latency_seconds_bucket"]
     les = sorted(((float(dict(l)["le"]) if dict(l)["le"] != "+Inf" else float("inf")), v)

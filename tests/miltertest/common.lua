@@ -32,10 +32,36 @@ function check(cond, what)
 	end
 end
 
+-- The "no reply" protocol steps (SMFIP_NR_*).  Where the filter negotiated
+-- one, miltertest reads no answer and mt.getreply() gives SMFIR_CONTINUE of
+-- its own; so that each SMFIR_CONTINUE expected below is read from the
+-- filter, open_conn() offers every step but these, as an MTA without them
+-- (libmilter then answers "continue" for the filter).  A script that sets
+-- noreply = true before loading this file is offered them too, as Postfix
+-- and Sendmail offer them (noreply.lua).
+NR_STEPS = {SMFIP_NR_CONN, SMFIP_NR_HELO, SMFIP_NR_MAIL, SMFIP_NR_RCPT,
+	    SMFIP_NR_DATA, SMFIP_NR_UNKN, SMFIP_NR_HDR, SMFIP_NR_EOH,
+	    SMFIP_NR_BODY}
+local ALL_STEPS = 0x1FFFFF	-- libmilter's SMFI_CURR_PROT
+
 function open_conn()
 	check(sock ~= nil, "run with -D sock=inet:PORT@127.0.0.1")
 	local conn = mt.connect(sock, 40, 0.05)
 	check(conn ~= nil, "mt.connect(" .. sock .. ") failed")
+	local steps = ALL_STEPS
+	if not noreply then
+		for _, b in ipairs(NR_STEPS) do
+			steps = steps & ~math.tointeger(b)
+		end
+	end
+	-- the steps are its third argument, the actions its fourth (its
+	-- manual has them the other way round)
+	local err = mt.negotiate(conn, nil, steps, nil)
+	check(err == nil, "option negotiation: " .. tostring(err))
+	for _, b in ipairs(noreply and {} or NR_STEPS) do
+		check(not mt.test_option(conn, b), string.format(
+		    "no reply asked for (0x%x) although not offered", math.tointeger(b)))
+	end
 	return conn
 end
 

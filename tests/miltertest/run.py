@@ -2,6 +2,11 @@
 """run.py - spfguard's miltertest scripts as one TAP test.
 
     /usr/bin/python3 tests/miltertest/run.py [SCRIPT.lua ...]
+    /usr/bin/python3 tests/miltertest/valgrind.py [SCRIPT.lua ...]
+
+valgrind.py runs the same with spfguard under valgrind's memcheck (the
+plain build; skipped for a sanitizer build): no memory error, and nothing
+definitely or indirectly lost when it exits on SIGTERM.
 
 Starts tests/dnsserver.py and filter/spfguard (one daemon for all scripts,
 config as in tests/e2e/test_postfix.py), runs each script with OpenDKIM's
@@ -34,6 +39,7 @@ from spftest_lib import Tap, TestServer, install_signal_handlers  # noqa: E402
 from test_postfix import BASE  # noqa: E402
 
 MILTERTEST = "/usr/bin/miltertest"
+VALGRIND = "/usr/bin/valgrind"
 
 ZONE = {
     "pass.example": {"records": [{"type": "TXT", "data": "v=spf1 ip4:192.0.2.0/24 -all"}]},
@@ -46,7 +52,7 @@ ZONE = {
 
 SCRIPTS = ["pass.lua", "fail.lua", "trusted.lua", "auth.lua", "nomacros.lua",
            "postfix_macros.lua", "mail_twice.lua", "abort.lua", "forged.lua",
-           "unspec.lua"]
+           "unspec.lua", "noreply.lua"]
 
 
 def lines_for(sg, sender):
@@ -146,10 +152,22 @@ def after_abort(tap, sg, dns):
            "message's too), none without RCPT", repr(got))
 
 
+def after_noreply(tap, sg, dns):
+    # connect, HELO, MAIL and end of headers were not answered, yet seen
+    got = {s: [{k: d.get(k) for k in ("client_ip", "helo", "queue_id", "action")}
+               for d in lines_for(sg, s)]
+           for s in ("mt-nr-fail@fail.example", "mt-nr-pass@pass.example")}
+    seen = {"client_ip": "192.0.2.1", "helo": "mail.client.example"}
+    want = {"mt-nr-fail@fail.example": [dict(seen, queue_id=None, action="reject")],
+            "mt-nr-pass@pass.example": [dict(seen, queue_id="NRQ2", action="accept")]}
+    tap.ok(got == want, "noreply: client, HELO and the queue id of end of headers "
+           "logged, though not answered", repr(got))
+
+
 AFTER = {"pass.lua": after_pass, "fail.lua": after_fail, "trusted.lua": after_trusted,
          "auth.lua": after_auth, "nomacros.lua": after_nomacros,
          "postfix_macros.lua": after_postfix_macros, "mail_twice.lua": after_mail_twice,
-         "abort.lua": after_abort}
+         "abort.lua": after_abort, "noreply.lua": after_noreply}
 
 
 def run_script(sg, script, timeout=60):
@@ -165,7 +183,41 @@ def run_script(sg, script, timeout=60):
     return rc, out, time.monotonic() - t0
 
 
-def main():
+def sanitized(path):
+    """Is the binary built with AddressSanitizer (no valgrind then)?"""
+    with open(path, "rb") as f:
+        return b"__asan_init" in f.read()
+
+
+def valgrind_cmd(log):
+    """spfguard under memcheck: every error, and definite or indirect
+    leaks at exit, make valgrind exit 99 and are listed in log."""
+    return [VALGRIND, "--leak-check=full", "--show-leak-kinds=definite,indirect",
+            "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=99",
+            "--num-callers=30", "--log-file=" + log]
+
+
+def valgrind_report(tap, log, rc):
+    """The valgrind checks after spfguard stopped."""
+    try:
+        with open(log, errors="replace") as f:
+            text = f.read()
+    except OSError:
+        text = ""
+    m = re.search(r"ERROR SUMMARY: (\d+) errors", text)
+    leaks = {k: int(v.replace(",", "")) for k, v in re.findall(
+        r"(definitely|indirectly) lost: ([\d,]+) bytes", text)}
+    ok = m is not None and m.group(1) == "0" and rc == 0 and \
+        leaks.get("definitely", 0) == 0 and leaks.get("indirectly", 0) == 0
+    if not tap.ok(ok, "valgrind: no memory error, nothing definitely or indirectly lost",
+                  "%s; %s; exit %s" % (m.group(0) if m else "no summary",
+                                       ", ".join("%s lost %d bytes" % kv
+                                                 for kv in leaks.items()) or "no leak",
+                                       rc)):
+        tap.diag(text[-6000:])
+
+
+def main(valgrind=False):
     scripts = [a for a in sys.argv[1:] if a.endswith(".lua")] or SCRIPTS
     if not os.access(MILTERTEST, os.X_OK):
         print("1..0 # SKIP miltertest is not installed (tests/install-test-deps.sh)")
@@ -173,19 +225,28 @@ def main():
     if not pfh.spfguard_built():
         print("1..0 # SKIP filter/spfguard not built (%s)" % pfh.spfguard_path())
         return 0
+    if valgrind and not os.access(VALGRIND, os.X_OK):
+        print("1..0 # SKIP valgrind is not installed (tests/install-test-deps.sh)")
+        return 0
+    if valgrind and sanitized(pfh.spfguard_path()):
+        print("1..0 # SKIP spfguard is built with the sanitizers (valgrind runs on "
+              "the plain build)")
+        return 0
     install_signal_handlers()
     tap = Tap()
     work = tempfile.mkdtemp(prefix="spfg-mt.")
     try:
         with TestServer(ZONE, lifetime=300) as dns:
             conf = pfh.merge(BASE, {"dns": {"resolvers": [dns.addr]}})
-            sg = pfh.Spfguard(conf, workdir=work, lifetime=300)
+            vlog = os.path.join(work, "valgrind.log")
+            sg = pfh.Spfguard(conf, workdir=work, lifetime=600,
+                              wrapper=valgrind_cmd(vlog) if valgrind else None)
             rc, out = sg.check_config()
             if not tap.ok(rc == 0, "spfguard -n accepts the configuration", out.strip()[:200]):
                 tap.diag(out)
                 return tap.done()
             try:
-                sg.start()
+                sg.start(wait=120.0 if valgrind else 10.0)
             except pfh.SpfguardError as e:
                 tap.ok(False, "spfguard starts", str(e)[:300])
                 return tap.done()
@@ -212,8 +273,10 @@ def main():
                 bad = [d for d in sg.decisions() if "_unparsed" in d]
                 tap.ok(not bad, "every decision-log line is JSON", repr(bad[:2]))
             finally:
-                rc, took = sg.stop()
+                rc, took = sg.stop(timeout=120.0 if valgrind else 7.0)
             tap.ok(rc == 0, "spfguard exits 0 on SIGTERM", "exit %s after %.1f s" % (rc, took))
+            if valgrind:
+                valgrind_report(tap, vlog, rc)
             err = sg.stderr()
             crash = [line for line in err.splitlines()
                      if re.search(r"AddressSanitizer|LeakSanitizer|runtime error:|"
