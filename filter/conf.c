@@ -1696,44 +1696,85 @@ include_name(const char *line)
 	return buf_release(&b);
 }
 
+/* The files being read, outermost first: an @include loop is one of them
+ * again. */
+struct include_chain {
+	dev_t dev[12];
+	ino_t ino[12];
+	int depth;   /* entries */
+	int total;   /* @include lines followed, in all the files */
+	bool capped; /* said once */
+};
+
+#define MAX_INCLUDES 256
+
 /*
- * check_includes - refuse an @include of anything but a regular file.
+ * check_includes - refuse an @include of anything but a regular file, a
+ * loop, and more @include lines than MAX_INCLUDES in all.
  * libconfig 1.5 opens include_dir/NAME with fopen(): a directory (`@include
  * ""` names the configuration's own) opens, and its first read ends the
  * process from inside the scanner (flex's "input in flex scanner failed",
- * exit 2), on a reload too; a FIFO or a device would block or never end.
+ * exit 2), on a reload too; a FIFO or a device would block or never end. A
+ * file that includes itself N times is read N^10 times before libconfig's
+ * nesting limit (10) stops it: minutes for N = 4 (found by the fuzzer).
  * Files that do not exist are left to libconfig ("cannot open include
  * file"). label is the file's name for messages, NULL for the main file.
  */
 static void
-check_includes(struct ld *ld, const char *file, const char *label, int depth)
+check_includes(struct ld *ld, struct include_chain *ch, const char *file,
+    const char *label)
 {
 	struct stat st;
-	char *line = NULL, *name, *full;
+	char *line = NULL, *name, *full, q[160];
 	size_t cap = 0;
-	int lineno = 0;
+	int lineno = 0, i;
 	FILE *fp;
 
 	/* libconfig's own limit is 10 levels: it reports deeper ones */
-	if (depth > 10 || (fp = fopen(file, "r")) == NULL)
+	if (ch->depth > 10 || (fp = fopen(file, "r")) == NULL)
 		return;
+	if (fstat(fileno(fp), &st) == 0) {
+		ch->dev[ch->depth] = st.st_dev;
+		ch->ino[ch->depth] = st.st_ino;
+	}
+	ch->depth++;
 	while (getline(&line, &cap, fp) != -1) {
 		lineno++;
 		if ((name = include_name(line)) == NULL)
 			continue;
+		if (++ch->total > MAX_INCLUDES) {
+			if (!ch->capped)
+				error_at(ld, label, lineno,
+				    "more than %d @include lines in all",
+				    MAX_INCLUDES);
+			ch->capped = true;
+			free(name);
+			break;
+		}
 		full = xmalloc(strlen(ld->dir) + strlen(name) + 2);
 		(void)sprintf(full, "%s/%s", ld->dir, name);
-		if (stat(full, &st) == 0 && !S_ISREG(st.st_mode)) {
-			char q[160];
-
+		if (stat(full, &st) != 0)
+			; /* libconfig says it cannot open it */
+		else if (!S_ISREG(st.st_mode))
 			error_at(ld, label, lineno,
 			    "@include %s: not a regular file",
 			    esc(name, q, sizeof(q)));
-		} else if (stat(full, &st) == 0)
-			check_includes(ld, full, name, depth + 1);
+		else {
+			for (i = 0; i < ch->depth; i++)
+				if (ch->dev[i] == st.st_dev &&
+				    ch->ino[i] == st.st_ino)
+					break;
+			if (i < ch->depth)
+				error_at(ld, label, lineno,
+				    "@include %s: includes itself (a loop)",
+				    esc(name, q, sizeof(q)));
+			else
+				check_includes(ld, ch, full, name);
+		}
 		free(full);
 		free(name);
 	}
+	ch->depth--;
 	free(line);
 	(void)fclose(fp);
 }
@@ -1742,6 +1783,7 @@ struct conf *
 conf_load(const char *path, struct buf *errors)
 {
 	struct ld ld;
+	struct include_chain chain;
 	struct stat st;
 	config_t cf;
 	FILE *fp;
@@ -1772,8 +1814,10 @@ conf_load(const char *path, struct buf *errors)
 		}
 		(void)fclose(fp);
 	}
-	if (ld.nerrors == 0)
-		check_includes(&ld, path, NULL, 0);
+	if (ld.nerrors == 0) {
+		memset(&chain, 0, sizeof(chain));
+		check_includes(&ld, &chain, path, NULL);
+	}
 	if (ld.nerrors == 0) {
 		if (config_read_file(&cf, path) != CONFIG_TRUE)
 			error_at(&ld, config_error_file(&cf),

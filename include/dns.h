@@ -66,9 +66,7 @@ struct dns_opts {
 	const char **resolvers; /* "HOST" or "HOST:PORT"; none: the
 				   system's resolv.conf */
 	size_t nresolvers;
-	unsigned timeout_ms;   /* per query; 0: 5000 */
-	unsigned tempfail_ttl; /* seconds a temporary failure may be
-				  remembered; 0: not at all */
+	unsigned timeout_ms; /* per query; 0: 5000 */
 };
 
 /* A backend answering from memory, for tests and fuzzing. */

@@ -34,6 +34,8 @@ static const struct {
     {"inc/lists.conf", "lists = { partners = [ \"192.0.2.0/24\" ]; };\n"},
     {"inc/bad.conf", "# an included file\n\nworkers = \"many\";\n"},
     {"inc/dev.conf", "@include \"../../../../../../../dev/zero\"\n"},
+    {"inc/self.conf", "# loops\n@include \"inc/self.conf\"\n"},
+    {"inc/empty.conf", "# nothing\n"},
     {"inc/syntax.conf", "workers = 4;\nsocket = ;\n"},
     {"inc/nested.conf",
 	"# includes are relative to the main file\n"
@@ -650,6 +652,13 @@ static const struct tcase {
 	"main.conf:2: @include \"\": not a regular file", 0},
     {"include of a directory", "\n\n  @include \"inc\"\n",
 	"main.conf:3: @include \"inc\": not a regular file", 0},
+    {"include loop", "@include \"inc/self.conf\"\n",
+	"inc/self.conf:2: @include \"inc/self.conf\": includes itself (a loop)",
+	0},
+    {"main file includes itself", "workers = 4;\n@include \"main.conf\"\n",
+	"main.conf:2: @include \"main.conf\": includes itself (a loop)", 0},
+    {"the same file twice is no loop",
+	"@include \"inc/empty.conf\"\n@include \"inc/empty.conf\"\n", NULL, 0},
     {"include of a device in an included file", "@include \"inc/dev.conf\"\n",
 	"inc/dev.conf:1: @include \"../../../../../../../dev/zero\": not a "
 	"regular file",
@@ -939,6 +948,40 @@ test_missing_file(void)
 		diag(buf_str(&err));
 	conf_unref(c);
 	buf_free(&err);
+}
+
+/* more @include lines than the loader follows: refused at the first one
+ * over (a file including another N times, N levels deep, is N^10 reads) */
+static void
+test_many_includes(void)
+{
+	struct conf *c;
+	struct buf err, text;
+	char path[PATH_MAX];
+	bool ok;
+	int i;
+
+	buf_init(&text);
+	for (i = 0; i < 300; i++)
+		buf_addf(&text, "@include \"inc/empty.conf\"\n");
+	(void)snprintf(path, sizeof(path), "%s/main.conf", tmpdir);
+	if (write_file(path, buf_str(&text)) != 0) {
+		TAP_OK(false, "300 @include lines: cannot write %s", path);
+		buf_free(&text);
+		return;
+	}
+	buf_init(&err);
+	c = conf_load(path, &err);
+	ok = c == NULL &&
+	    strstr(buf_str(&err),
+		"main.conf:257: more than 256 @include lines in all") != NULL &&
+	    count_lines(buf_str(&err)) == 1;
+	TAP_OK(ok, "300 @include lines: refused at the 257th");
+	if (!ok)
+		diag(buf_str(&err));
+	conf_unref(c);
+	buf_free(&err);
+	buf_free(&text);
 }
 
 /* a directory as the configuration: refused, the process goes on */
@@ -1355,6 +1398,7 @@ main(void)
 	test_many_errors();
 	test_missing_file();
 	test_directory();
+	test_many_includes();
 	test_defaults();
 	test_full(srcdir);
 	test_refs();

@@ -169,9 +169,12 @@ def skip_reason():
     """None if an end-to-end test of spfguard through Postfix can run here
     (root, Postfix, a built filter/spfguard, python3-dnslib for the test
     DNS server), else the reason, for "1..0 # SKIP reason"."""
-    why = why_not_runnable()
-    if why:
-        return why
+    return why_not_runnable() or daemon_skip_reason()
+
+
+def daemon_skip_reason():
+    """The same for a test of the daemon alone (a built filter/spfguard and
+    the test DNS server's python3-dnslib; no Postfix)."""
     if not spfguard_built():
         return "filter/spfguard not built (%s)" % spfguard_path()
     try:

@@ -658,14 +658,7 @@ def main():
     only = None
     if "--only" in sys.argv:
         only = sys.argv[sys.argv.index("--only") + 1]
-    why = None
-    if not pfh.spfguard_built():
-        why = "filter/spfguard not built (%s)" % pfh.spfguard_path()
-    else:
-        try:
-            import dnslib  # noqa: F401
-        except ImportError:
-            why = "python3-dnslib is not installed (run tests/install-test-deps.sh)"
+    why = pfh.daemon_skip_reason()
     if why:
         print("1..0 # SKIP %s" % why)
         return 0

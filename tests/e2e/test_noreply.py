@@ -413,14 +413,7 @@ CASES = [c_negotiation, c_all, c_none, c_some, c_one_connection, c_unnegotiated]
 
 
 def main():
-    why = None
-    if not pfh.spfguard_built():
-        why = "filter/spfguard not built (%s)" % pfh.spfguard_path()
-    else:
-        try:
-            import dnslib  # noqa: F401
-        except ImportError:
-            why = "python3-dnslib is not installed (run tests/install-test-deps.sh)"
+    why = pfh.daemon_skip_reason()
     if why:
         print("1..0 # SKIP %s" % why)
         return 0
