@@ -5,13 +5,18 @@
                stops the server by its pid (also at exit and on SIGTERM).
   run_ctl()    runs spfguardctl and decodes its JSON output.
   Tap          prints a TAP stream.
+  crash_lines() / check_no_crash()  find what a sanitizer, the stack
+               protector or a fatal signal left in a daemon's stderr.
+  scratch_dir()  a test's working directory, kept with SPFTEST_KEEP=1.
 
 Scripts run with /usr/bin/python3 (dnslib and yaml come from Debian).
 """
 
 import atexit
+import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -79,6 +84,41 @@ class Tap:
         if not self.planned:
             self.emit("1..%d" % self.n)
         return 1 if self.failed else 0
+
+
+# what ASan/LSan/UBSan, the stack protector and a fatal signal write
+CRASH = re.compile(r"AddressSanitizer|LeakSanitizer|runtime error:|stack smashing|"
+                   r"Segmentation|Aborted")
+
+
+def crash_lines(text):
+    """The lines of a daemon's stderr that report a crash or a sanitizer finding."""
+    return [line for line in text.splitlines() if CRASH.search(line)]
+
+
+def check_no_crash(tap, text, desc="no sanitizer report or crash in spfguard's log"):
+    """One TAP line: nothing in text (a daemon's stderr) reports a crash; on
+    failure the end of text follows as a diagnostic."""
+    bad = crash_lines(text)
+    if not tap.ok(not bad, desc, bad[0][:200] if bad else None):
+        tap.diag(text[-4000:])
+    return not bad
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix, parent=None):
+    """A new directory for one test run, mode 0755 (Postfix, Sendmail and
+    spfguard's own user read it); removed afterwards unless SPFTEST_KEEP is
+    set, then its path goes to stderr."""
+    work = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    os.chmod(work, 0o755)
+    try:
+        yield work
+    finally:
+        if os.environ.get("SPFTEST_KEEP") is None:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            sys.stderr.write("kept %s\n" % work)
 
 
 def write_json_atomic(path, data):

@@ -42,7 +42,6 @@ and spfguard's stop: libmilter looks at its stop flag every 5 s).
 """
 
 import os
-import re
 import subprocess
 import sys
 import time
@@ -55,7 +54,7 @@ if os.path.dirname(HERE) not in sys.path:
 
 import postfix as pfh  # noqa: E402
 from postfix import Postfix, Spfguard, smtp_session  # noqa: E402
-from spftest_lib import PYTHON, TestServer  # noqa: E402
+from spftest_lib import crash_lines, PYTHON, TestServer  # noqa: E402
 
 AUTHSERV = "mx.test.example"
 HELO = "mail.client.example"          # not in the zone: HELO SPF none
@@ -126,10 +125,6 @@ MIX = [
 HOSTILE_HELO = {"control": "evil\x01\x1b.example"}
 RCPTS = {"monitor-1": [WATCH]}
 LISTS = {"listed-1": {"testbl": "listed"}, "unknown-1": {"sfbl": "unknown"}}
-
-BAD = re.compile(r"AddressSanitizer|LeakSanitizer|runtime error:|stack smashing|"
-                 r"Segmentation|Aborted")
-
 
 class FixtureError(RuntimeError):
     pass
@@ -226,7 +221,7 @@ def make_decision_log(workdir, spfguard=None, lifetime=300, diag=None):
         finally:
             rc, took = sg.stop()
         err = sg.stderr()
-        if rc != 0 or BAD.search(err):
+        if rc != 0 or crash_lines(err):
             raise FixtureError("spfguard exit %s after %.1f s: %s" % (rc, took, err[-2000:]))
     _check_log(sg.decisions(), sent)
     say("decision log %s: %d decisions" % (sg.decision_log, len(sent)))

@@ -35,10 +35,8 @@ import ipaddress
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -46,11 +44,11 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
 import decision_log_fixture as fixture  # noqa: E402
-from spftest_lib import Tap, install_signal_handlers, spfguardctl  # noqa: E402
+from spftest_lib import (crash_lines, install_signal_handlers, scratch_dir,  # noqa: E402
+                         spfguardctl, Tap)
 
 CHROMIUM = "/usr/bin/chromium"
 REFUSING = ("reject", "tempfail", "greylist")
-BAD = re.compile(r"AddressSanitizer|LeakSanitizer|runtime error:")
 TITLE = "spfguard decision report"
 
 
@@ -112,7 +110,7 @@ def log_json(c, label, args, pred, stdin=None, files=None):
         c.tap.ok(False, "log --json %s: %s" % (" ".join(args), label), "bad output: %s" % e)
         return None
     want = c.want(pred)
-    ok = rc == 0 and not BAD.search(err) and got == want and \
+    ok = rc == 0 and not crash_lines(err) and got == want and \
         all(0x20 <= b < 0x7f for b in out if b != 0x0a)
     c.tap.ok(ok, "log --json %s: %s (%d records)" % (" ".join(args), label, len(want)),
              None if ok else "rc %d, got %r, want %r; %s" % (
@@ -432,7 +430,7 @@ def case_html(c):
     except (OSError, UnicodeDecodeError) as e:
         c.tap.ok(False, "report --html writes an ASCII file", str(e))
         return
-    c.tap.ok(rc == 0 and not out and not BAD.search(err),
+    c.tap.ok(rc == 0 and not out and not crash_lines(err),
              "report --html FILE: exit 0, nothing on stdout", err[-300:])
     c.tap.ok(not re.search(r"(?i)\b(https?|ftp|file|data|javascript):", page) and
              not re.search(r"(?i)<(script|img|iframe|link|object)\b", page) and
@@ -474,9 +472,7 @@ def main():
     install_signal_handlers()
     tap = Tap()
     t0 = time.monotonic()
-    work = tempfile.mkdtemp(prefix="spfg-ctllog.")
-    os.chmod(work, 0o755)
-    try:
+    with scratch_dir("spfg-ctllog.") as work:
         try:
             path, sent = fixture.make_decision_log(work, diag=tap.diag)
         except (fixture.FixtureError, RuntimeError, OSError) as e:
@@ -493,11 +489,6 @@ def main():
         case_report_text(c)
         case_html(c)
         tap.diag("run time %.1f s" % (time.monotonic() - t0))
-    finally:
-        if os.environ.get("SPFTEST_KEEP") is None:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            sys.stderr.write("kept %s\n" % work)
     return tap.done()
 
 

@@ -19,10 +19,8 @@ import copy
 import gzip
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -31,7 +29,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import decision_log_fixture as fx  # noqa: E402
 import postfix as pfh  # noqa: E402
-from spftest_lib import Tap, install_signal_handlers, spfguardctl  # noqa: E402
+from spftest_lib import install_signal_handlers, scratch_dir, spfguardctl, Tap  # noqa: E402
 
 
 def ctl(*args, stdin=None):
@@ -71,13 +69,9 @@ def main():
         return 0
     install_signal_handlers()
     tap = Tap()
-    work = tempfile.mkdtemp(prefix="spfg-replay.")
-    os.chmod(work, 0o755)
-    try:
+    with scratch_dir("spfg-replay.") as work:
         log, sent = fx.make_decision_log(work, diag=tap.diag)
         run(tap, work, log, sent)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return tap.done()
 
 

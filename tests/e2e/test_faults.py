@@ -57,7 +57,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import postfix as pfh  # noqa: E402
 from milterclient import MilterClient  # noqa: E402
-from spftest_lib import Tap, TestServer, install_signal_handlers  # noqa: E402
+from spftest_lib import (Tap, TestServer, crash_lines, install_signal_handlers,  # noqa: E402
+                         scratch_dir)
 from test_postfix import BASE  # noqa: E402
 
 CLIENT = "192.0.2.1"
@@ -139,12 +140,6 @@ def metrics(port):
                 except ValueError:
                     pass
     return out
-
-
-def crash_lines(text):
-    return [line for line in text.splitlines()
-            if re.search(r"AddressSanitizer|LeakSanitizer|runtime error:|"
-                         r"stack smashing|Segmentation|Aborted", line)]
 
 
 class Faults:
@@ -665,25 +660,17 @@ def main():
     install_signal_handlers()
     tap = Tap()
     t0 = time.monotonic()
-    work = tempfile.mkdtemp(prefix="spfg-faults.")
-    os.chmod(work, 0o755)
-    try:
-        with TestServer(ZONE, lifetime=300) as dns:
-            f = Faults(tap, work, dns)
-            try:
-                for digit, fn in (("1", case_1_full_disk), ("2", case_2_unwritable),
-                                  ("3", case_3_dns_down), ("4", case_4_kill),
-                                  ("5", case_5_store)):
-                    if only is None or digit in only:
-                        fn(f)
-            finally:
-                f.stop_all()
+    with scratch_dir("spfg-faults.") as work, TestServer(ZONE, lifetime=300) as dns:
+        f = Faults(tap, work, dns)
+        try:
+            for digit, fn in (("1", case_1_full_disk), ("2", case_2_unwritable),
+                              ("3", case_3_dns_down), ("4", case_4_kill),
+                              ("5", case_5_store)):
+                if only is None or digit in only:
+                    fn(f)
+        finally:
+            f.stop_all()
         tap.diag("run time %.1f s" % (time.monotonic() - t0))
-    finally:
-        if os.environ.get("SPFTEST_KEEP") is None:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            sys.stderr.write("kept %s\n" % work)
     return tap.done()
 
 

@@ -24,7 +24,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -33,7 +32,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import postfix as pfh  # noqa: E402
 from postfix import Postfix, Spfguard, smtp_session  # noqa: E402
-from spftest_lib import Tap, TestServer, install_signal_handlers  # noqa: E402
+from spftest_lib import (check_no_crash, install_signal_handlers, scratch_dir, Tap,  # noqa: E402
+                         TestServer)
 
 DEST = "user@dest.example"
 ZONE = {
@@ -119,10 +119,8 @@ def main():
         return 0
     install_signal_handlers()
     tap = Tap()
-    work = tempfile.mkdtemp(prefix="spfg-metrics.")
-    os.chmod(work, 0o755)
     port, mport = pfh.free_port(), pfh.free_port()
-    try:
+    with scratch_dir("spfg-metrics.") as work:
         with TestServer(ZONE, lifetime=300) as dns, \
                 Postfix(milter="inet:127.0.0.1:%d" % port, lifetime=300) as pf:
             conf = pfh.merge(CONF, {"metrics": {"listen": "127.0.0.1:%d" % mport}})
@@ -133,12 +131,7 @@ def main():
             finally:
                 rc, _ = sg.stop()
                 tap.ok(rc == 0, "spfguard exits 0", "exit %s" % rc)
-                bad = [ln for ln in sg.stderr().splitlines()
-                       if re.search(r"Sanitizer|runtime error:|Segmentation", ln)]
-                tap.ok(not bad, "no sanitizer report or crash",
-                       bad[0][:200] if bad else None)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+                check_no_crash(tap, sg.stderr(), "no sanitizer report or crash")
     return tap.done()
 
 

@@ -57,7 +57,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -67,7 +66,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import postfix as pfh  # noqa: E402
 from milterclient import NO, NR, SMFIP_ALL, MilterClient  # noqa: E402
-from spftest_lib import Tap, TestServer, install_signal_handlers  # noqa: E402
+from spftest_lib import (check_no_crash, install_signal_handlers, scratch_dir, Tap,  # noqa: E402
+                         TestServer)
 from test_postfix import BASE  # noqa: E402
 
 AUTHSERV = "mx.test.example"
@@ -420,9 +420,7 @@ def main():
     install_signal_handlers()
     tap = Tap()
     t0 = time.monotonic()
-    work = tempfile.mkdtemp(prefix="spfg-noreply.")
-    os.chmod(work, 0o755)
-    try:
+    with scratch_dir("spfg-noreply.") as work:
         with TestServer(ZONE, lifetime=300) as dns:
             log = Syslog(work)
             sg = pfh.Spfguard(BASE, workdir=work, lifetime=300, dns=dns.addr,
@@ -447,19 +445,8 @@ def main():
             finally:
                 rc, took = sg.stop()
             tap.ok(rc == 0, "spfguard exits 0 on SIGTERM", "exit %s after %.1f s" % (rc, took))
-            err = sg.stderr()
-            crash = [line for line in err.splitlines()
-                     if re.search(r"AddressSanitizer|LeakSanitizer|runtime error:|"
-                                  r"Segmentation|Aborted", line)]
-            if not tap.ok(not crash, "no sanitizer report or crash in spfguard's log",
-                          crash[0][:200] if crash else None):
-                tap.diag(err[-4000:])
+            check_no_crash(tap, sg.stderr())
             tap.diag("run time %.1f s" % (time.monotonic() - t0))
-    finally:
-        if os.environ.get("SPFTEST_KEEP") is None:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            sys.stderr.write("kept %s\n" % work)
     return tap.done()
 
 

@@ -16,9 +16,7 @@ looks at its stop flag every 5 s).
 
 import os
 import re
-import shutil
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -27,7 +25,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import postfix as pfh  # noqa: E402
 from postfix import Postfix, Spfguard, smtp_session  # noqa: E402
-from spftest_lib import Tap, TestServer, install_signal_handlers  # noqa: E402
+from spftest_lib import (crash_lines, install_signal_handlers, scratch_dir, Tap,  # noqa: E402
+                         TestServer)
 
 AUTHSERV = "mx.test.example"
 TAG = "X-Spfguard-Tag"
@@ -124,9 +123,7 @@ class Run:
 
     def check_stderr(self, label):
         err = self.sg.stderr()
-        bad = [line for line in err.splitlines()
-               if re.search(r"AddressSanitizer|LeakSanitizer|runtime error:|"
-                            r"stack smashing|Segmentation|Aborted", line)]
+        bad = crash_lines(err)
         self.tap.ok(not bad, "%s: no sanitizer report or crash in spfguard's log" % label,
                     bad[0][:200] if bad else None)
         if bad:
@@ -466,12 +463,12 @@ def case_l_two_transactions(r):
         c.close()
     for sender in ("l-pass@pass.example", "l-fail@fail.example", "l-pass2@pass.example"):
         r.sessions.append(("l", None, sender, 1, r.conf.get("mode")))
-    r.tap.ok(r1.code == 250 and d1 is not None and d1.code == 250,
-             "l. one session, first transaction (pass): 250", "%r %r" % (r1, d1))
+    r.tap.ok(m1.code == 250 and r1.code == 250 and d1 is not None and d1.code == 250,
+             "l. one session, first transaction (pass): 250", "%r %r %r" % (m1, r1, d1))
     r.tap.ok(m2.code == 250 and r2.code == 550,
              "l. second transaction (fail) in the same session: 550", repr(r2))
-    r.tap.ok(r3.code == 250 and d3 is not None and d3.code == 250,
-             "l. third transaction after RSET (pass): 250", "%r %r" % (r3, d3))
+    r.tap.ok(m3.code == 250 and r3.code == 250 and d3 is not None and d3.code == 250,
+             "l. third transaction after RSET (pass): 250", "%r %r %r" % (m3, r3, d3))
     msgs = r.pf.sink.wait_for(mid3)
     ar = unfold(msgs[0].headers[0][1]) if msgs else ""
     r.tap.ok("smtp.mailfrom=l-pass2@pass.example" in ar,
@@ -622,14 +619,12 @@ def main():
     install_signal_handlers()
     tap = Tap()
     t0 = time.monotonic()
-    work = tempfile.mkdtemp(prefix="spfg-e2e.")
-    os.chmod(work, 0o755)
     port = pfh.free_port()
 
     def want(letter):
         return only is None or letter in only
 
-    try:
+    with scratch_dir("spfg-e2e.") as work:
         with TestServer(ZONE, lifetime=600) as dns, \
                 Postfix(milter="inet:127.0.0.1:%d" % port, lifetime=600) as pf:
             tap.diag("Postfix started in %.2f s; spfguard %s" % (pf.start_seconds,
@@ -663,11 +658,6 @@ def main():
             if want("m"):
                 case_m_unix_socket(r)
             tap.diag("run time %.1f s" % (time.monotonic() - t0))
-    finally:
-        if os.environ.get("SPFTEST_KEEP") is None:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            sys.stderr.write("kept %s\n" % work)
     return tap.done()
 
 

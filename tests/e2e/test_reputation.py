@@ -53,7 +53,6 @@ run in the background).
 
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -68,7 +67,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import postfix as pfh  # noqa: E402
 from postfix import Postfix, Spfguard, smtp_session  # noqa: E402
-from spftest_lib import Tap, TestServer, install_signal_handlers  # noqa: E402
+from spftest_lib import (crash_lines, install_signal_handlers, scratch_dir, Tap,  # noqa: E402
+                         TestServer)
 
 AUTHSERV = "mx.test.example"
 TAG = "X-Spfguard-Tag"
@@ -114,10 +114,6 @@ BASE = {
     "trusted_networks": ["127.0.0.0/8", "::1/128", "198.51.100.0/24"],
     "rules": [{"name": "default", "action": "accept"}],
 }
-
-BAD_PATTERN = re.compile(r"AddressSanitizer|LeakSanitizer|runtime error:|stack smashing|"
-                         r"Segmentation|Aborted")
-
 
 def brief(d, keys=("client_ip", "sender", "rule", "action", "reply", "lists", "history",
                    "rates", "store_error", "greylist")):
@@ -895,7 +891,7 @@ def finish(run):
     for label, rc, took, err in sorted(run.results):
         run.tap.ok(rc == 0, "%s: spfguard exits 0 on SIGTERM" % label,
                    "exit %s after %.1f s" % (rc, took))
-        bad = [ln for ln in err.splitlines() if BAD_PATTERN.search(ln)]
+        bad = crash_lines(err)
         if not run.tap.ok(not bad, "%s: no sanitizer report or crash in spfguard's log"
                           % label, bad[0][:200] if bad else None):
             run.tap.diag(err[-3000:])
@@ -913,40 +909,35 @@ def main():
     install_signal_handlers()
     tap = Tap()
     t0 = time.monotonic()
-    work = tempfile.mkdtemp(prefix="spfg-rep.")
-    os.chmod(work, 0o755)
     have_redis = os.access(REDIS, os.X_OK)
     run = None
 
     def want(c):
         return only is None or c in only
 
-    try:
-        with TestServer(ZONE, lifetime=LIFETIME) as dns:
-            run = Run(tap, dns, work)
-            tap.diag("spfguard %s" % pfh.spfguard_path())
-            for c, fn in (("1", case_1_dnsbl), ("2", case_2_greylist), ("3", case_3_rate),
-                          ("4", case_4_history)):
-                if want(c):
+    with scratch_dir("spfg-rep.") as work:
+        try:
+            with TestServer(ZONE, lifetime=LIFETIME) as dns:
+                run = Run(tap, dns, work)
+                tap.diag("spfguard %s" % pfh.spfguard_path())
+                for c, fn in (("1", case_1_dnsbl), ("2", case_2_greylist), ("3", case_3_rate),
+                              ("4", case_4_history)):
+                    if want(c):
+                        fn(run)
+                for c, fn, what in (("5", case_5_fleet, "fleet on one redis-server"),
+                                    ("6", case_6_store_down, "redis-server stopped mid-run")):
+                    if not want(c):
+                        continue
+                    if not have_redis:
+                        tap.skip("%s. %s" % (c, what),
+                                 "%s is not installed (run tests/install-test-deps.sh)" % REDIS)
+                        continue
                     fn(run)
-            for c, fn, what in (("5", case_5_fleet, "fleet on one redis-server"),
-                                ("6", case_6_store_down, "redis-server stopped mid-run")):
-                if not want(c):
-                    continue
-                if not have_redis:
-                    tap.skip("%s. %s" % (c, what),
-                             "%s is not installed (run tests/install-test-deps.sh)" % REDIS)
-                    continue
-                fn(run)
-            finish(run)
-            tap.diag("run time %.1f s" % (time.monotonic() - t0))
-    finally:
-        if run is not None:
-            run.cleanup()
-        if os.environ.get("SPFTEST_KEEP") is None:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            sys.stderr.write("kept %s\n" % work)
+                finish(run)
+                tap.diag("run time %.1f s" % (time.monotonic() - t0))
+        finally:
+            if run is not None:
+                run.cleanup()
     return tap.done()
 
 

@@ -21,9 +21,7 @@ most of it in stopping spfguard (libmilter looks at its stop flag every
 
 import os
 import re
-import shutil
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -33,7 +31,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 import postfix as pfh  # noqa: E402
 import sendmail as smh  # noqa: E402
 from postfix import Spfguard, smtp_session  # noqa: E402
-from spftest_lib import Tap, TestServer, install_signal_handlers  # noqa: E402
+from spftest_lib import (crash_lines, install_signal_handlers, scratch_dir, Tap,  # noqa: E402
+                         TestServer)
 
 AUTHSERV = "mx.test.example"
 CLIENT = "127.0.0.1"                  # Sendmail has no XCLIENT: the real client
@@ -276,9 +275,7 @@ def case_f_killed(r):
 
 def check_stderr(r):
     err = r.sg.stderr()
-    bad = [line for line in err.splitlines()
-           if re.search(r"AddressSanitizer|LeakSanitizer|runtime error:|"
-                        r"stack smashing|Segmentation|Aborted", line)]
+    bad = crash_lines(err)
     r.tap.ok(not bad, "no sanitizer report or crash in spfguard's log",
              bad[0][:200] if bad else None)
     if bad:
@@ -304,44 +301,39 @@ def main():
     os.makedirs(smh.RUNBASE, mode=0o755, exist_ok=True)
     # not under /tmp: Sendmail refuses a milter socket below a
     # world-writable directory ("unsafe: World writable directory")
-    work = tempfile.mkdtemp(prefix="spfg-e2e-sm.", dir=smh.RUNBASE)
-    os.chmod(work, 0o755)
-    sock = os.path.join(work, "spfguard.sock")
-    sg = None
-    try:
-        with TestServer(ZONE, lifetime=120) as dns:
-            sg = Spfguard(BASE, unix=sock, workdir=work, dns=dns.addr, lifetime=120)
-            rc, out = sg.check_config()
-            if not tap.ok(rc == 0, "spfguard -n accepts the test configuration",
-                          None if rc == 0 else out.strip()[:300]):
-                tap.diag(pfh.to_libconfig(sg.conf))
-                return tap.done() or 1
-            try:
-                sg.start()
-            except pfh.SpfguardError as e:
-                tap.ok(False, "spfguard starts on unix:%s" % sock, str(e)[:300])
-                return tap.done() or 1
-            with smh.Sendmail(milter="unix:" + sock, lifetime=120, rmtree_also=[work]) as sm:
-                tap.diag("Sendmail %s started in %.2f s (%s); spfguard %s" % (
-                    smh.unpacked_root(), sm.start_seconds, sm.dir, pfh.spfguard_path()))
-                if sm.m4_warnings:
-                    tap.diag("m4: " + sm.m4_warnings.replace("\n", " "))
-                r = Run(tap, sm, sg)
-                case_a_pass(r)
-                case_b_fail(r)
-                case_c_temperror(r)
-                case_d_decision_log(r)
-                check_stderr(r)
-                case_e_stopped(r)
-                case_f_killed(r)
-            tap.diag("run time %.1f s" % (time.monotonic() - t0))
-    finally:
-        if sg is not None:
-            sg.stop()
-        if os.environ.get("SPFTEST_KEEP") is None:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            sys.stderr.write("kept %s\n" % work)
+    with scratch_dir("spfg-e2e-sm.", smh.RUNBASE) as work:
+        sock = os.path.join(work, "spfguard.sock")
+        sg = None
+        try:
+            with TestServer(ZONE, lifetime=120) as dns:
+                sg = Spfguard(BASE, unix=sock, workdir=work, dns=dns.addr, lifetime=120)
+                rc, out = sg.check_config()
+                if not tap.ok(rc == 0, "spfguard -n accepts the test configuration",
+                              None if rc == 0 else out.strip()[:300]):
+                    tap.diag(pfh.to_libconfig(sg.conf))
+                    return tap.done() or 1
+                try:
+                    sg.start()
+                except pfh.SpfguardError as e:
+                    tap.ok(False, "spfguard starts on unix:%s" % sock, str(e)[:300])
+                    return tap.done() or 1
+                with smh.Sendmail(milter="unix:" + sock, lifetime=120, rmtree_also=[work]) as sm:
+                    tap.diag("Sendmail %s started in %.2f s (%s); spfguard %s" % (
+                        smh.unpacked_root(), sm.start_seconds, sm.dir, pfh.spfguard_path()))
+                    if sm.m4_warnings:
+                        tap.diag("m4: " + sm.m4_warnings.replace("\n", " "))
+                    r = Run(tap, sm, sg)
+                    case_a_pass(r)
+                    case_b_fail(r)
+                    case_c_temperror(r)
+                    case_d_decision_log(r)
+                    check_stderr(r)
+                    case_e_stopped(r)
+                    case_f_killed(r)
+                tap.diag("run time %.1f s" % (time.monotonic() - t0))
+        finally:
+            if sg is not None:
+                sg.stop()
     return tap.done()
 
 

@@ -38,11 +38,9 @@ import ctypes
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import sys
-import tempfile
 import threading
 import time
 
@@ -52,7 +50,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import postfix as pfh  # noqa: E402
 from postfix import Postfix, Spfguard, smtp_session  # noqa: E402
-from spftest_lib import Tap, TestServer, install_signal_handlers  # noqa: E402
+from spftest_lib import (crash_lines, install_signal_handlers, scratch_dir, Tap,  # noqa: E402
+                         TestServer)
 
 AUTHSERV = "mx.test.example"
 CLIENT = "192.0.2.1"                  # covered by the ip4: of both domains
@@ -82,10 +81,6 @@ def reject_rules(name):
     return [{"name": name, "match": {"from_domain": SIG_DOMAIN}, "action": "reject",
              "code": 550, "xcode": "5.7.1", "reply": REPLY_TEXT},
             {"name": "default", "action": "accept"}]
-
-
-BAD_PATTERN = re.compile(r"AddressSanitizer|LeakSanitizer|runtime error:|stack smashing|"
-                         r"Segmentation|Aborted")
 
 
 class Run:
@@ -667,7 +662,7 @@ def case_6_stop(r):
         ok = re.search(r"^spfguard: stopping$", err, re.M) is not None
         r.tap.ok(ok, "6. (%s) stderr says \"stopping\"" % label,
                  None if ok else err.strip()[-200:])
-        bad = [ln for ln in err.splitlines() if BAD_PATTERN.search(ln)]
+        bad = crash_lines(err)
         r.tap.ok(not bad, "6. (%s) no sanitizer report or crash in spfguard's log" % label,
                  bad[0][:200] if bad else None)
 
@@ -682,58 +677,53 @@ def main():
     install_signal_handlers()
     tap = Tap()
     t0 = time.monotonic()
-    work = tempfile.mkdtemp(prefix="spfg-sig.")
-    os.chmod(work, 0o755)
     port = pfh.free_port()
     r = None
-    try:
-        with TestServer(ZONE, lifetime=300) as dns, \
-                Postfix(milter="inet:127.0.0.1:%d" % port, lifetime=300) as pf:
-            r = Run(tap, dns, pf, work)
-            r.sg = Spfguard(r.conf(pidfile=r.pidfile), port=port, workdir=work,
-                            lifetime=300)
-            r.sgu = Spfguard(r.conf(pidfile=r.pidfile_u), workdir=work, lifetime=300,
-                             unix=os.path.join(work, "spfguard.sock"))
-            rc, out = r.sg.check_config()
-            if not tap.ok(rc == 0, "spfguard -n accepts the test configuration",
-                          out.strip()[:300]):
-                return tap.done() or 1
-            try:
-                r.sg.start()
-                r.sgu.start()
-            except pfh.SpfguardError as e:
-                tap.ok(False, "spfguard starts", str(e)[:300])
-                return tap.done() or 1
-            # the socket accepts a moment before the start-up is logged
-            end = time.monotonic() + 5
-            while time.monotonic() < end and not all(
-                    " listening on " in d.stderr() for d in (r.sg, r.sgu)):
-                time.sleep(0.02)
-            tap.diag("spfguard %s (pid %d on %s, pid %d on %s)" % (
-                pfh.spfguard_path(), r.sg.proc.pid, r.sg.socket, r.sgu.proc.pid,
-                r.sgu.socket))
-            for fn in (case_1_nodelay, case_2_reopen, case_3_reload, case_4_broken,
-                       case_5_storm):
-                fn(r)
-                if not r.sg.alive():
-                    tap.ok(False, "spfguard is still running after %s" % fn.__name__,
-                           "exit %s" % r.sg.proc.poll())
-                    tap.diag(r.sg.stderr()[-3000:])
-                    break
-            # every line ever written, in the file at the path and the rotated one
-            allx = read_log(r.sg.decision_log) + read_log(r.sg.decision_log + ".1")
-            bad = [d["_unparsed"][:100] for d in allx if "_unparsed" in d]
-            tap.ok(not bad, "every decision-log line is a JSON object", repr(bad[:2]))
-            case_6_stop(r)
-            tap.diag("run time %.1f s" % (time.monotonic() - t0))
-    finally:
-        for d in (r.sg, r.sgu) if r is not None else ():
-            if d is not None and d.alive():
-                d.kill()
-        if os.environ.get("SPFTEST_KEEP") is None:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            sys.stderr.write("kept %s\n" % work)
+    with scratch_dir("spfg-sig.") as work:
+        try:
+            with TestServer(ZONE, lifetime=300) as dns, \
+                    Postfix(milter="inet:127.0.0.1:%d" % port, lifetime=300) as pf:
+                r = Run(tap, dns, pf, work)
+                r.sg = Spfguard(r.conf(pidfile=r.pidfile), port=port, workdir=work,
+                                lifetime=300)
+                r.sgu = Spfguard(r.conf(pidfile=r.pidfile_u), workdir=work, lifetime=300,
+                                 unix=os.path.join(work, "spfguard.sock"))
+                rc, out = r.sg.check_config()
+                if not tap.ok(rc == 0, "spfguard -n accepts the test configuration",
+                              out.strip()[:300]):
+                    return tap.done() or 1
+                try:
+                    r.sg.start()
+                    r.sgu.start()
+                except pfh.SpfguardError as e:
+                    tap.ok(False, "spfguard starts", str(e)[:300])
+                    return tap.done() or 1
+                # the socket accepts a moment before the start-up is logged
+                end = time.monotonic() + 5
+                while time.monotonic() < end and not all(
+                        " listening on " in d.stderr() for d in (r.sg, r.sgu)):
+                    time.sleep(0.02)
+                tap.diag("spfguard %s (pid %d on %s, pid %d on %s)" % (
+                    pfh.spfguard_path(), r.sg.proc.pid, r.sg.socket, r.sgu.proc.pid,
+                    r.sgu.socket))
+                for fn in (case_1_nodelay, case_2_reopen, case_3_reload, case_4_broken,
+                           case_5_storm):
+                    fn(r)
+                    if not r.sg.alive():
+                        tap.ok(False, "spfguard is still running after %s" % fn.__name__,
+                               "exit %s" % r.sg.proc.poll())
+                        tap.diag(r.sg.stderr()[-3000:])
+                        break
+                # every line ever written, in the file at the path and the rotated one
+                allx = read_log(r.sg.decision_log) + read_log(r.sg.decision_log + ".1")
+                bad = [d["_unparsed"][:100] for d in allx if "_unparsed" in d]
+                tap.ok(not bad, "every decision-log line is a JSON object", repr(bad[:2]))
+                case_6_stop(r)
+                tap.diag("run time %.1f s" % (time.monotonic() - t0))
+        finally:
+            for d in (r.sg, r.sgu) if r is not None else ():
+                if d is not None and d.alive():
+                    d.kill()
     return tap.done()
 
 
