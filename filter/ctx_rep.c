@@ -111,6 +111,14 @@ store_of(struct conn *c)
 	return st;
 }
 
+/* sender_domain - the MAIL FROM domain, or NULL: none, or no MAIL at all
+ * (an end of message alone) */
+static const char *
+sender_domain(const struct msg *m)
+{
+	return m->domain != NULL && m->domain[0] != '\0' ? m->domain : NULL;
+}
+
 /* ctx_rep_record_history - what this message adds to its sender's history */
 void
 ctx_rep_record_history(struct conn *c)
@@ -122,7 +130,7 @@ ctx_rep_record_history(struct conn *c)
 	size_t i;
 
 	if (!c->conf->history || !m->collected || c->trusted ||
-	    m->auth_user != NULL || m->domain == NULL || *m->domain == '\0' ||
+	    m->auth_user != NULL || sender_domain(m) == NULL ||
 	    m->mfrom_r == NULL || m->mfrom_is_helo)
 		return;
 	for (i = 0; i < m->nrcpts; i++) {
@@ -237,7 +245,7 @@ rate_subject(const struct conn *c, enum rate_key k)
 	case RATE_NET:
 		return m->net[0] != '\0' ? m->net : NULL;
 	case RATE_SENDER_DOMAIN:
-		return m->domain[0] != '\0' ? m->domain : NULL;
+		return sender_domain(m);
 	default:
 		return NULL;
 	}
@@ -299,7 +307,7 @@ rep_collect(struct conn *c)
 	m->rep.net = m->net[0] != '\0' ? m->net : NULL;
 	if (c->trusted)
 		return;
-	if (cf->history && m->auth_user == NULL && m->domain[0] != '\0' &&
+	if (cf->history && m->auth_user == NULL && sender_domain(m) != NULL &&
 	    !m->mfrom_is_helo && (st = store_of(c)) != NULL) {
 		if (rep_history_read(st, &cf->hist, m->domain, NULL, now,
 			&m->hist, err, sizeof(err)) != 0)

@@ -314,6 +314,22 @@ main(void)
 	TAP_OK(r.refuse && r.code == 550 && i == 0 && !h.found,
 	    "forged sender: refused, no record made");
 
+	/* an end of message with no MAIL before it (libmilter's state
+	 * machine sends none; found by fuzz_ctx): no sender domain to read
+	 * history or count a rate by, nothing to add */
+	{
+		struct conn *c = ctx_connect(&rt, "192.0.2.90", NULL);
+		struct ctx_eom e;
+
+		ctx_eom(c, &e);
+		TAP_OK(e.auth_results == NULL && e.tag_name == NULL &&
+			e.quarantine == NULL,
+		    "end of message without MAIL, history and rate limits on: "
+		    "nothing added");
+		ctx_eom_done(c);
+		ctx_close(c);
+	}
+
 	/* the store fails: fail open accepts, fail closed tempfails */
 	store_close(rt.store);
 	conf_unref(rt.conf);

@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """test_hostile_smtp.py - hostile SMTP input through the milter (TAP).
 
-One filter/spfguard, resolving through tests/dnsserver.py, gets:
+One filter/spfguard, resolving through tests/dnsserver.py, with sender
+history and rate limits by every key in an LMDB store (so every hostile
+value also becomes a store key; the limits are too high to change an
+answer), gets:
 
 A. straight from tests/e2e/milterclient.py, a milter client that sends what
    no MTA would: HELO names, addresses, client names and macros of 64 KiB;
@@ -80,8 +83,14 @@ ZONE = {
 ECHO = ("echo s={sender} h={helo} r={rcpt} d={domain} e={explanation}")
 
 
-def conf(dns_addr):
-    c = pfh.merge(BASE, {"dns": {"resolvers": [dns_addr]}})
+def conf(dns_addr, work):
+    c = pfh.merge(BASE, {
+        "dns": {"resolvers": [dns_addr]},
+        "store": {"backend": "lmdb", "path": os.path.join(work, "store")},
+        "history": {"enabled": True},
+        "ratelimits": [{"name": k, "key": k, "limit": 1000000, "window": 3600,
+                        "action": "tempfail"}
+                       for k in ("ip", "net", "sender_domain", "auth_user")]})
     c["policy_sets"] = list(BASE["policy_sets"]) + [
         {"name": "echo", "recipient_domains": ["echo.example"],
          "rules": [{"name": "echo", "action": "reject", "reply": ECHO}]}]
@@ -795,7 +804,7 @@ def main():
     t0 = time.monotonic()
     with scratch_dir("spfg-hostile.") as work:
         with TestServer(ZONE, lifetime=300) as dns:
-            sg = pfh.Spfguard(conf(dns.addr), workdir=work, lifetime=300)
+            sg = pfh.Spfguard(conf(dns.addr, work), workdir=work, lifetime=300)
             rc, out = sg.check_config()
             if not tap.ok(rc == 0, "spfguard -n accepts the configuration", out.strip()[:300]):
                 return tap.done() or 1

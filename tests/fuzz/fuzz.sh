@@ -1,7 +1,7 @@
 #!/bin/sh
 # fuzz.sh - build the fuzz targets with clang and libFuzzer, and run them.
 #
-#	fuzz.sh fuzz|fuzz-smoke|fuzz-merge|fuzz-build [TARGET...]
+#	fuzz.sh fuzz|fuzz-smoke|fuzz-merge|fuzz-build|fuzz-cov [TARGET...]
 #
 # Run from tests/fuzz/Makefile (`make fuzz` etc.), which sets FUZZ_SRCDIR,
 # FUZZ_TOP_SRCDIR, FUZZ_TOP_BUILDDIR (for autoconf.h), FUZZ_CFLAGS and
@@ -18,6 +18,11 @@
 #	fuzz-merge	add the working corpus's inputs that bring new coverage
 #			to the checked-in corpus (libFuzzer -merge=1)
 #	fuzz-build	only build
+#	fuzz-cov	which lines of filter/ the working corpus, the seeds and
+#			the regressions reach: the targets built again with
+#			clang's source coverage (no sanitizer) into cov/, each
+#			input run once, llvm-cov's report per file in
+#			cov/report.txt (lines, branches, functions)
 #
 # FUZZ_TARGETS (or the arguments) picks targets; FUZZ_PARALLEL of them
 # run at once (default: the number of CPUs). Each
@@ -55,14 +60,17 @@ export LSAN_OPTIONS UBSAN_OPTIONS
 cflags="-g -O1 -fno-omit-frame-pointer $san -pthread -Wall -Wno-unused-parameter"
 incs="-I$topb -I$top/include -I$top/filter ${FUZZ_CFLAGS:-}"
 
-# build - the library once, then every target
+# build [DIR FLAGS] - the library once, then every target, into DIR/obj and
+# DIR/bin (default $work) compiled with FLAGS (default $cflags)
 build() {
+	dir=${1:-$work}
+	flags=${2:-$cflags}
 	if ! command -v "$clang" >/dev/null 2>&1; then
 		echo "fuzz: $clang not installed (apt-get install clang libclang-rt-14-dev)"
 		exit 77
 	fi
-	mkdir -p "$work/obj" "$work/bin" || exit 1
-	probe="$work/obj/probe"
+	mkdir -p "$dir/obj" "$dir/bin" || exit 1
+	probe="$dir/obj/probe"
 	printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }\n' >"$probe.c"
 	if ! "$clang" -fsanitize=fuzzer "$probe.c" -o "$probe" >/dev/null 2>&1; then
 		echo "fuzz: $clang cannot link libFuzzer (apt-get install libclang-rt-14-dev)"
@@ -76,14 +84,14 @@ build() {
 		main | milter | metrics_http | spfguardctl | ctl_*) continue ;;
 		spf_libspf2) [ $libspf2 = yes ] || continue ;;
 		esac
-		o="$work/obj/$b.o"
+		o="$dir/obj/$b.o"
 		[ -f "$o" ] && [ "$o" -nt "$c" ] && [ "$o" -nt "$newest" ] && continue
 		echo "$c $o"
 	done | xargs -r -n 2 -P "$par" sh -c \
-		"$clang $cflags -fsanitize=fuzzer-no-link $incs -c \"\$0\" -o \"\$1\" || exit 255" ||
+		"$clang $flags -fsanitize=fuzzer-no-link $incs -c \"\$0\" -o \"\$1\" || exit 255" ||
 		{ echo "fuzz: building the library failed"; exit 1; }
-	rm -f "$work/obj/libfuzz.a"
-	ar rcs "$work/obj/libfuzz.a" $(ls "$work"/obj/*.o) || exit 1
+	rm -f "$dir/obj/libfuzz.a"
+	ar rcs "$dir/obj/libfuzz.a" $(ls "$dir"/obj/*.o) || exit 1
 	for t in $targets; do
 		case $t in
 		spf_libspf2) srcf=fuzz_spf.c def="-DFUZZ_ENGINE=\"libspf2\"" ;;
@@ -91,9 +99,9 @@ build() {
 		esac
 		echo "  CCLD     fuzz_$t"
 		# shellcheck disable=SC2086
-		"$clang" $cflags -fsanitize=fuzzer $incs $def \
-			"$src/$srcf" "$src/fuzz_util.c" "$work/obj/libfuzz.a" \
-			${FUZZ_LIBS:-} -o "$work/bin/fuzz_$t" ||
+		"$clang" $flags -fsanitize=fuzzer $incs $def \
+			"$src/$srcf" "$src/fuzz_util.c" "$dir/obj/libfuzz.a" \
+			${FUZZ_LIBS:-} -o "$dir/bin/fuzz_$t" ||
 			{ echo "fuzz: building fuzz_$t failed"; exit 1; }
 	done
 }
@@ -156,7 +164,42 @@ run_all() {
 	rm -f "$out"
 }
 
+# coverage - run every input of each target once through a build with
+# source coverage; llvm-cov's per-file report of filter/ in cov/report.txt
+coverage() {
+	llvm=$(dirname "$(readlink -f "$(command -v "$clang")")")
+	for tool in llvm-profdata llvm-cov; do
+		[ -x "$llvm/$tool" ] || { echo "fuzz: $llvm/$tool not found (apt-get install llvm)"; exit 77; }
+	done
+	cov="$work/cov"
+	build "$cov" "-g -O1 -pthread -Wall -Wno-unused-parameter -fprofile-instr-generate -fcoverage-mapping"
+	rm -rf "$cov/prof"
+	mkdir -p "$cov/prof" "$cov/logs"
+	objs=""
+	for t in $targets; do
+		mkdir -p "$work/corpus/$t"
+		regr=""
+		[ -d "$src/regressions/$t" ] && regr="$src/regressions/$t"
+		# every input once (-runs=0); a crash here is reported by fuzz, not here
+		LLVM_PROFILE_FILE="$cov/prof/$t.profraw" "$cov/bin/fuzz_$t" -runs=0 \
+			-rss_limit_mb=2048 -timeout=10 "$work/corpus/$t" \
+			"$src/corpus/$(seeds_of "$t")" $regr >"$cov/logs/$t.log" 2>&1
+		rc=$?
+		echo "  RUN      fuzz_$t: $(ls "$work/corpus/$t" | wc -l) + $(ls "$src/corpus/$(seeds_of "$t")" | wc -l) inputs (exit $rc)"
+		# llvm-cov: the first binary, then -object for each other one
+		objs="$objs${objs:+ -object} $cov/bin/fuzz_$t"
+	done
+	"$llvm/llvm-profdata" merge -sparse "$cov"/prof/*.profraw -o "$cov/all.profdata" || exit 1
+	# shellcheck disable=SC2086
+	"$llvm/llvm-cov" report -instr-profile="$cov/all.profdata" $objs \
+		"$top"/filter/*.c >"$cov/report.txt" || exit 1
+	cat "$cov/report.txt"
+}
+
 case $mode in
+fuzz-cov)
+	coverage
+	;;
 fuzz-build)
 	build
 	;;
@@ -178,7 +221,7 @@ fuzz-merge)
 	done
 	;;
 *)
-	echo "usage: fuzz.sh fuzz|fuzz-smoke|fuzz-merge|fuzz-build [TARGET...]" >&2
+	echo "usage: fuzz.sh fuzz|fuzz-smoke|fuzz-merge|fuzz-build|fuzz-cov [TARGET...]" >&2
 	exit 2
 	;;
 esac

@@ -1,8 +1,11 @@
 /*
  * fuzz_ctx.c - envelope and HELO parsing and the transaction driver
  * (ctx.h): SMTP stages in any order with any arguments, as milter.c
- * would call them, against a fixed policy (with a DNSBL and an RHSBL) and
- * a fixed in-memory zone; plus ctx_address() and ctx_split() directly.
+ * would call them, against a fixed policy (with a DNSBL and an RHSBL,
+ * greylisting, rate limits by each key and sender history in an LMDB
+ * store, emptied before every input so that an input's result is its
+ * own) and a fixed in-memory zone; plus ctx_address() and ctx_split()
+ * directly.
  *
  * Input: NUL-separated commands, each a letter and its arguments (split
  * at \x01; a missing argument is NULL): C ip name (connect), H helo,
@@ -24,7 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "conf.h"
@@ -35,7 +40,22 @@
 
 #define MAX_COMMANDS 64
 
+/* the store, in the fuzzer's directory (%s), then the policy */
+static const char store_fmt[] =
+    "store = { backend = \"lmdb\"; path = \"%s\"; map_size_mb = 16; };\n";
 static const char policy[] =
+    "history = { enabled = true; established_messages = 1; "
+    "established_hours = 0; };\n"
+    "greylist = { delay = 0; retry_window = 60; };\n"
+    "ratelimits = (\n"
+    " { name = \"ip\"; key = \"ip\"; limit = 3; window = 60; action = "
+    "\"tempfail\"; },\n"
+    " { name = \"net\"; key = \"net\"; limit = 5; window = 60; action = "
+    "\"reject\"; reply = \"{ip} {sender} over {rcpt}\"; },\n"
+    " { name = \"dom\"; key = \"sender_domain\"; limit = 2; window = 3600;"
+    " action = \"quarantine\"; },\n"
+    " { name = \"user\"; key = \"auth_user\"; limit = 2; window = 60; "
+    "action = \"reject\"; } );\n"
     "headers = { authserv_id = \"mx.fuzz.example\"; tag_header = "
     "\"X-Fuzz-Tag\"; };\n"
     "spf = { receiver = \"mx.fuzz.example\"; deadline_ms = 3000;\n"
@@ -66,6 +86,16 @@ static const char policy[] =
     " action = \"quarantine\"; },\n"
     " { name = \"soft\"; match = { spf = [ \"softfail\", \"neutral\" ]; };"
     " action = \"tag\"; },\n"
+    " { name = \"grey\"; match = { helo = \"g*\"; }; action = "
+    "\"greylist\"; },\n"
+    " { name = \"est\"; match = { history = \"established\"; helo = "
+    "\"e*\"; }; action = \"tag\"; },\n"
+    " { name = \"bad\"; match = { history = \"bad\"; }; action = "
+    "\"reject\"; },\n"
+    " { name = \"over\"; match = { rate_over = \"*\"; helo = \"r*\"; }; "
+    "action = \"tag\"; },\n"
+    " { name = \"anomaly\"; match = { anomaly = true; }; action = "
+    "\"quarantine\"; },\n"
     " { name = \"odd\"; match = { from_localpart = \"*[!a-z]*\"; "
     "client_name = \"unknown\"; }; action = \"tag\"; },\n"
     " { name = \"default\"; action = \"accept\"; }\n"
@@ -76,6 +106,7 @@ static const char policy[] =
     "action = \"reject\"; } ); } );\n";
 
 static struct runtime rt;
+static char store_dir[300];
 
 static bool
 ends(const char *name, const char *suffix)
@@ -200,15 +231,45 @@ on_decision(void *arg, const struct decision *d)
 	buf_free(&line);
 }
 
+/* store_reset - an empty store: close it, remove its files, open it */
+static void
+store_reset(void)
+{
+	struct store_opts o;
+	char err[256], path[sizeof(store_dir) + 16];
+
+	if (rt.store != NULL)
+		store_close(rt.store);
+	(void)snprintf(path, sizeof(path), "%s/data.mdb", store_dir);
+	(void)unlink(path);
+	(void)snprintf(path, sizeof(path), "%s/lock.mdb", store_dir);
+	(void)unlink(path);
+	conf_store_opts(rt.conf, &o);
+	if ((rt.store = store_open(&o, err, sizeof(err))) == NULL) {
+		(void)dprintf(2, "fuzz_ctx: store: %s\n", err);
+		abort();
+	}
+}
+
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	struct buf errs;
 	char path[300];
+	struct buf text;
 
 	fuzz_quiet();
-	fuzz_write_file("ctx.conf", policy, sizeof(policy) - 1, path,
-	    sizeof(path));
+	(void)snprintf(store_dir, sizeof(store_dir), "%s/store",
+	    fuzz_tmpdir());
+	if (mkdir(store_dir, 0700) != 0) {
+		perror(store_dir);
+		abort();
+	}
+	buf_init(&text);
+	buf_addf(&text, store_fmt, store_dir);
+	buf_add(&text, policy, sizeof(policy) - 1);
+	fuzz_write_file("ctx.conf", text.data, text.len, path, sizeof(path));
+	buf_free(&text);
 	buf_init(&errs);
 	memset(&rt, 0, sizeof(rt));
 	(void)pthread_mutex_init(&rt.mu, NULL);
@@ -218,6 +279,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	}
 	buf_free(&errs);
 	rt.dns = dns_create_fn(zone, NULL);
+	store_reset();
 	rt.jobs = jobs_create(2);
 	rt.on_decision = on_decision;
 	return 0;
@@ -299,6 +361,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ctx_eom e;
 	size_t i, nar = 0;
 
+	store_reset();
 	fuzz_split(data, size, '\0', MAX_COMMANDS, &cmds);
 	for (i = 0; i < cmds.n; i++) {
 		const char *cmd = cmds.v[i];

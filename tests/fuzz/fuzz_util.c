@@ -62,33 +62,44 @@ fuzz_fields_free(struct fuzz_fields *f)
 	memset(f, 0, sizeof(*f));
 }
 
-/* rm_tmpdir - remove the directory and what the targets left in it */
+/* rm_tree - remove a directory the targets filled, subdirectories too */
 static void
-rm_tmpdir(void)
+rm_tree(const char *dir, int depth)
 {
 	char path[sizeof(tmpdir) + 300];
 	struct dirent *de;
 	DIR *d;
 
-	if (tmpdir[0] == '\0' || (d = opendir(tmpdir)) == NULL)
+	if ((d = opendir(dir)) == NULL)
 		return;
 	while ((de = readdir(d)) != NULL) {
 		if (strcmp(de->d_name, ".") == 0 ||
 		    strcmp(de->d_name, "..") == 0)
 			continue;
-		(void)snprintf(path, sizeof(path), "%s/%s", tmpdir, de->d_name);
-		(void)unlink(path);
+		(void)snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (unlink(path) != 0 && depth < 2)
+			rm_tree(path, depth + 1);
 	}
 	(void)closedir(d);
-	(void)rmdir(tmpdir);
+	(void)rmdir(dir);
+}
+
+/* rm_tmpdir - remove the directory and what the targets left in it */
+static void
+rm_tmpdir(void)
+{
+	if (tmpdir[0] != '\0')
+		rm_tree(tmpdir, 0);
 }
 
 const char *
 fuzz_tmpdir(void)
 {
 	if (tmpdir[0] == '\0') {
-		(void)snprintf(tmpdir, sizeof(tmpdir),
-		    "/tmp/spfguard-fuzz.XXXXXX");
+		/* in memory where there is /dev/shm: the targets write files
+		 * and an LMDB store (which syncs every commit) per input */
+		(void)snprintf(tmpdir, sizeof(tmpdir), "%s/spfguard-fuzz.XXXXXX",
+		    access("/dev/shm", W_OK | X_OK) == 0 ? "/dev/shm" : "/tmp");
 		if (mkdtemp(tmpdir) == NULL) {
 			perror("mkdtemp");
 			abort();
