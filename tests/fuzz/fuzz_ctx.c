@@ -259,8 +259,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	struct buf text;
 
 	fuzz_quiet();
-	(void)snprintf(store_dir, sizeof(store_dir), "%s/store",
-	    fuzz_tmpdir());
+	(void)snprintf(store_dir, sizeof(store_dir), "%s/store", fuzz_tmpdir());
 	if (mkdir(store_dir, 0700) != 0) {
 		perror(store_dir);
 		abort();

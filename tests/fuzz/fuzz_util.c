@@ -98,7 +98,8 @@ fuzz_tmpdir(void)
 	if (tmpdir[0] == '\0') {
 		/* in memory where there is /dev/shm: the targets write files
 		 * and an LMDB store (which syncs every commit) per input */
-		(void)snprintf(tmpdir, sizeof(tmpdir), "%s/spfguard-fuzz.XXXXXX",
+		(void)snprintf(tmpdir, sizeof(tmpdir),
+		    "%s/spfguard-fuzz.XXXXXX",
 		    access("/dev/shm", W_OK | X_OK) == 0 ? "/dev/shm" : "/tmp");
 		if (mkdtemp(tmpdir) == NULL) {
 			perror("mkdtemp");
