@@ -2,11 +2,13 @@
  * conf.c - the configuration: one libconfig file (and its @includes) in,
  * one validated, immutable, reference-counted struct conf out.
  *
- * The only libconfig user. conf_load() reads the whole file, checks the
- * daemon, dns, spf and headers settings against the option table below
- * and the policy (mode, trusted_networks, lists, rules, policy_sets) with
- * code of its own, and gathers every error as "file:line: message" before
- * it gives up, so that an operator fixes a file in one pass. Unknown keys
+ * With conf_policy.c and conf_rep.c (conf_impl.h), libconfig's only user.
+ * conf_load() reads the whole file, checks the daemon, dns, spf and
+ * headers settings against the option table below, the policy (mode,
+ * trusted_networks, lists, rules, policy_sets: conf_policy.c) and the
+ * blocklists and rate limits (conf_rep.c) with code of their own, and
+ * gathers every error as "file:line: message" before it gives up, so
+ * that an operator fixes a file in one pass. Unknown keys
  * are errors: a typo never silently means "the default". The same table
  * gives the defaults, frees the snapshot and is conf_describe()'s text.
  *
@@ -35,6 +37,7 @@
 #include "buf.h"
 #include "conf.h"
 #include "conf_check.h"
+#include "conf_impl.h"
 #include "dns.h"
 #include "dnsbl.h"
 #include "policy.h"
@@ -42,12 +45,6 @@
 #include "spf.h"
 #include "spf_macro.h"
 #include "xalloc.h"
-
-#define NAME_MAX_LEN	64  /* rule and set names */
-#define PATTERN_MAX_LEN 255 /* one domain, host or user pattern */
-#define LETTERS		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-#define NAME_CHARS	LETTERS "0123456789-_."
-#define WHAT_LEN	160 /* "rule \"name\": match: client" */
 
 enum opt_type {
 	OPT_GROUP,  /* a group holding the options "NAME.*" */
@@ -241,113 +238,11 @@ static const struct opt opts[] = {
 	"the first whose recipient_domains match is used."),
 };
 
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-#define NOPTS	 NELEM(opts)
+#define NOPTS NELEM(opts)
 
-struct key {
-	const char *name;
-	const char *syntax;
-	const char *meaning;
-};
-
-static const struct key rule_keys[] = {
-    {"name", "string", "Required, unique in its set; logged and traced."},
-    {"action", "string",
-	"Required: accept, tag, quarantine, tempfail, greylist or reject."},
-    {"match", "group", "Conditions that must all hold; none: always."},
-    {"shadow", "boolean",
-	"Log what the rule would do, then go on to the next (default false)."},
-    {"reply", "string",
-	"Reply text of a tempfail, greylist or reject rule; placeholders "
-	"{sender} {domain} {ip} {helo} {result} {rule} {rcpt} {explanation} "
-	"{identity} {dnsbl} {rhsbl} {rate} {retry}."},
-    {"code", "integer",
-	"SMTP code: 4xx for tempfail and greylist, 5xx for reject."},
-    {"xcode", "string", "Enhanced status code D.D.D of the code's class."},
-};
-
-static const struct key set_keys[] = {
-    {"name", "string", "Required, unique; \"default\" is the top level's."},
-    {"recipient_domains", "pattern or list",
-	"Required: the recipient domains this set decides for."},
-    {"mode", "string", "enforce or monitor; unset: the top-level mode."},
-    {"rules", "list of rules", "The set's rules."},
-};
-
-enum match_kind {
-	MK_CLIENT,
-	MK_PATTERNS,
-	MK_BOOL,
-	MK_SPF,
-	MK_DNSBL, /* names of dnsbl lists, or patterns */
-	MK_RHSBL,
-	MK_LIMIT, /* names of rate limits */
-	MK_HISTORY,
-};
-
-static const struct match_key {
-	const char *name;
-	enum match_kind kind;
-	size_t off;
-	const char *meaning;
-} match_keys[] = {
-#define M(field) offsetof(struct policy_match, field)
-    {"client", MK_CLIENT, 0,
-	"\"trusted\", an address or CIDR, or the name of a list"},
-    {"client_name", MK_PATTERNS, M(client_name),
-	"client host name (\"unknown\": none)"},
-    {"helo", MK_PATTERNS, M(helo), "HELO/EHLO name"},
-    {"from_domain", MK_PATTERNS, M(from_domain), "MAIL FROM domain"},
-    {"from_localpart", MK_PATTERNS, M(from_localpart), "MAIL FROM local part"},
-    {"rcpt_domain", MK_PATTERNS, M(rcpt_domain), "recipient domain"},
-    {"auth_user", MK_PATTERNS, M(auth_user), "SMTP AUTH user"},
-    {"null_sender", MK_BOOL, M(null_sender), "MAIL FROM:<> (boolean)"},
-    {"authenticated", MK_BOOL, M(authenticated),
-	"the client used SMTP AUTH (boolean)"},
-    {"spf", MK_SPF, M(spf), "SPF result of the deciding identity"},
-    {"spf_helo", MK_SPF, M(spf_helo), "SPF result of the HELO identity"},
-    {"spf_mfrom", MK_SPF, M(spf_mfrom), "SPF result of MAIL FROM"},
-    {"dnsbl", MK_DNSBL, M(dnsbl),
-	"names of DNSBLs (\"*\": any) the client is listed on"},
-    {"dnsbl_unknown", MK_DNSBL, M(dnsbl_unknown),
-	"names of DNSBLs that could not tell (timeout, refused query)"},
-    {"rhsbl", MK_RHSBL, M(rhsbl),
-	"names of RHSBLs the sender domain or HELO is listed on"},
-    {"rhsbl_unknown", MK_RHSBL, M(rhsbl_unknown),
-	"names of RHSBLs that could not tell"},
-    {"rate_over", MK_LIMIT, M(rate_over),
-	"names of rate limits (\"*\": any) the transaction is over"},
-    {"history", MK_HISTORY, M(history),
-	"class of the sender domain: new, established or bad (needs "
-	"history.enabled)"},
-    {"anomaly", MK_BOOL, M(anomaly),
-	"an established domain whose SPF now fails or softfails (boolean)"},
-#undef M
-};
-
-struct named_list {
-	const char *name; /* borrowed from libconfig */
-	struct policy_cidr *nets;
-	size_t n;
-};
-
-/* The loader's state: one per conf_load() call. */
-struct ld {
-	struct buf *errors;
-	int nerrors;
-	const char *path;
-	char *dir; /* @include is relative to it */
-	struct conf *conf;
-	struct named_list *lists;
-	size_t nlists;
-};
-
-static void
-cut(char *, size_t, const char *, ...) __attribute__((format(printf, 3, 4)));
-
-/* cut - snprintf for texts that are bounded on purpose: labels, reasons */
-static void
-cut(char *out, size_t len, const char *fmt, ...)
+/* conf_cut - snprintf for texts that are bounded on purpose: labels, reasons */
+void
+conf_cut(char *out, size_t len, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -356,9 +251,9 @@ cut(char *out, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* file_name - a libconfig source file name as the operator can open it */
-static char *
-file_name(const struct ld *ld, const char *f)
+/* conf_file_name - a libconfig source file name as the operator can open it */
+char *
+conf_file_name(const struct ld *ld, const char *f)
 {
 	struct buf b;
 
@@ -373,13 +268,10 @@ file_name(const struct ld *ld, const char *f)
 	return buf_release(&b);
 }
 
-static void error_at(struct ld *, const char *, int, const char *, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void
-error_at(struct ld *ld, const char *file, int line, const char *fmt, ...)
+void
+conf_error_at(struct ld *ld, const char *file, int line, const char *fmt, ...)
 {
-	char *name = file_name(ld, file);
+	char *name = conf_file_name(ld, file);
 	char msg[512];
 	va_list ap;
 
@@ -391,14 +283,9 @@ error_at(struct ld *ld, const char *file, int line, const char *fmt, ...)
 	ld->nerrors++;
 }
 
-/* bad - an error about a setting, at its file and line */
-#define bad(ld, s, ...)                                                        \
-	error_at((ld), config_setting_source_file(s),                          \
-	    (int)config_setting_source_line(s), __VA_ARGS__)
-
-/* esc - a value quoted for a message: bounded, controls as \xNN */
-static const char *
-esc(const char *v, char *out, size_t len)
+/* conf_esc - a value quoted for a message: bounded, controls as \xNN */
+const char *
+conf_esc(const char *v, char *out, size_t len)
 {
 	size_t o = 0, i;
 
@@ -420,16 +307,16 @@ esc(const char *v, char *out, size_t len)
 	return out;
 }
 
-/* label - "what: key", or "key" alone at the top level */
-static const char *
-label(char *out, size_t len, const char *what, const char *key)
+/* conf_label - "what: key", or "key" alone at the top level */
+const char *
+conf_label(char *out, size_t len, const char *what, const char *key)
 {
-	cut(out, len, "%s%s%s", what, *what != '\0' ? ": " : "", key);
+	conf_cut(out, len, "%s%s%s", what, *what != '\0' ? ": " : "", key);
 	return out;
 }
 
-static const char *
-get_str(struct ld *ld, const config_setting_t *s, const char *what)
+const char *
+conf_get_str(struct ld *ld, const config_setting_t *s, const char *what)
 {
 	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
 		bad(ld, s, "%s: expected a string", what);
@@ -438,8 +325,8 @@ get_str(struct ld *ld, const config_setting_t *s, const char *what)
 	return config_setting_get_string(s);
 }
 
-static int
-get_int(struct ld *ld, const config_setting_t *s, const char *what,
+int
+conf_get_int(struct ld *ld, const config_setting_t *s, const char *what,
     long long min, long long max, long long *v)
 {
 	int t = config_setting_type(s);
@@ -457,8 +344,9 @@ get_int(struct ld *ld, const config_setting_t *s, const char *what,
 	return 0;
 }
 
-static int
-get_bool(struct ld *ld, const config_setting_t *s, const char *what, bool *v)
+int
+conf_get_bool(struct ld *ld, const config_setting_t *s, const char *what,
+    bool *v)
 {
 	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
 		bad(ld, s, "%s: expected true or false", what);
@@ -468,13 +356,10 @@ get_bool(struct ld *ld, const config_setting_t *s, const char *what, bool *v)
 	return 0;
 }
 
-typedef void elem_fn(struct ld *, const config_setting_t *, const char *what,
-    const char *value, void *arg);
-
-/* each_string - call fn for a string, or for each string of a list */
-static void
-each_string(struct ld *ld, const config_setting_t *s, const char *what,
-    bool nonempty, elem_fn *fn, void *arg)
+/* conf_each_string - call fn for a string, or for each string of a list */
+void
+conf_each_string(struct ld *ld, const config_setting_t *s, const char *what,
+    bool nonempty, conf_elem_fn *fn, void *arg)
 {
 	const config_setting_t *e;
 	int i, n;
@@ -500,9 +385,9 @@ each_string(struct ld *ld, const config_setting_t *s, const char *what,
 	}
 }
 
-/* check_keys - every member of group s is one of keys */
-static void
-check_keys(struct ld *ld, const config_setting_t *s, const char *what,
+/* conf_known_keys - every member of group s is one of keys */
+void
+conf_known_keys(struct ld *ld, const config_setting_t *s, const char *what,
     const struct key *keys, size_t nkeys)
 {
 	const config_setting_t *c;
@@ -533,6 +418,15 @@ opt_find(const char *name)
 		if (strcmp(opts[i].name, name) == 0)
 			return &opts[i];
 	return NULL;
+}
+
+/* conf_opt_default - an option's default, as a file writes it */
+const char *
+conf_opt_default(const char *name)
+{
+	const struct opt *o = opt_find(name);
+
+	return o != NULL ? o->def : NULL;
 }
 
 static char *
@@ -587,7 +481,7 @@ add_str(struct ld *ld, const config_setting_t *s, const char *what,
 	size_t *n = (size_t *)(base + o->noff);
 
 	if (o->check != NULL && o->check(v, err, sizeof(err)) != 0) {
-		bad(ld, s, "%s: %s: %s", what, esc(v, q, sizeof(q)), err);
+		bad(ld, s, "%s: %s: %s", what, conf_esc(v, q, sizeof(q)), err);
 		return;
 	}
 	*vec = xreallocarray(*vec, *n + 1, sizeof(**vec));
@@ -606,22 +500,22 @@ load_opt(struct ld *ld, const struct opt *o, const config_setting_t *s)
 
 	switch (o->type) {
 	case OPT_STR:
-		if ((v = get_str(ld, s, o->name)) == NULL)
+		if ((v = conf_get_str(ld, s, o->name)) == NULL)
 			break;
 		if (o->check != NULL && o->check(v, err, sizeof(err)) != 0) {
-			bad(ld, s, "%s: %s: %s", o->name, esc(v, q, sizeof(q)),
-			    err);
+			bad(ld, s, "%s: %s: %s", o->name,
+			    conf_esc(v, q, sizeof(q)), err);
 			break;
 		}
 		free(*(char **)(base + o->off));
 		*(char **)(base + o->off) = xstrdup(v);
 		break;
 	case OPT_UINT:
-		if (get_int(ld, s, o->name, o->min, o->max, &n) == 0)
+		if (conf_get_int(ld, s, o->name, o->min, o->max, &n) == 0)
 			*(unsigned *)(base + o->off) = (unsigned)n;
 		break;
 	case OPT_BOOL:
-		if (get_bool(ld, s, o->name, &b) == 0)
+		if (conf_get_bool(ld, s, o->name, &b) == 0)
 			*(bool *)(base + o->off) = b;
 		break;
 	case OPT_OCTAL:
@@ -639,7 +533,7 @@ load_opt(struct ld *ld, const struct opt *o, const config_setting_t *s)
 		*(int *)(base + o->off) = (int)mode;
 		break;
 	case OPT_STRS:
-		each_string(ld, s, o->name, false, add_str, (void *)o);
+		conf_each_string(ld, s, o->name, false, add_str, (void *)o);
 		break;
 	default:
 		break;
@@ -672,8 +566,9 @@ load_group(struct ld *ld, const config_setting_t *g, const char *prefix)
 
 	for (k = 0; (c = config_setting_get_elem(g, (unsigned)k)) != NULL;
 	     k++) {
-		cut(name, sizeof(name), "%s%s%s", prefix != NULL ? prefix : "",
-		    prefix != NULL ? "." : "", config_setting_name(c));
+		conf_cut(name, sizeof(name), "%s%s%s",
+		    prefix != NULL ? prefix : "", prefix != NULL ? "." : "",
+		    config_setting_name(c));
 		if ((o = opt_find(name)) == NULL) {
 			home = home_of(config_setting_name(c));
 			bad(ld, c, "%s%sunknown key \"%.64s\"%s%s%s",
@@ -710,915 +605,6 @@ check_socket_options(struct ld *ld, const config_setting_t *root)
 	for (i = 0; i < NELEM(names); i++)
 		if ((s = config_setting_get_member(root, names[i])) != NULL)
 			bad(ld, s, "%s: only for a unix: socket", names[i]);
-}
-
-/*
- * The policy: mode, trusted_networks, lists, rules and policy_sets.
- */
-
-/* name_ok - rule and set names: short tokens for logs and traces */
-static bool
-name_ok(const char *v)
-{
-	size_t n = strlen(v);
-
-	return n > 0 && n <= NAME_MAX_LEN && strspn(v, NAME_CHARS ":") == n;
-}
-
-static int
-read_mode(struct ld *ld, const config_setting_t *s, const char *what)
-{
-	const char *v;
-	char q[80];
-
-	if ((v = get_str(ld, s, what)) == NULL)
-		return POLICY_ANY;
-	if (strcasecmp(v, "enforce") == 0)
-		return MODE_ENFORCE;
-	if (strcasecmp(v, "monitor") == 0)
-		return MODE_MONITOR;
-	bad(ld, s, "%s: %s is neither \"enforce\" nor \"monitor\"", what,
-	    esc(v, q, sizeof(q)));
-	return POLICY_ANY;
-}
-
-struct cidrs {
-	struct policy_cidr **v;
-	size_t *n;
-};
-
-static void
-push_cidrs(struct cidrs *c, const struct policy_cidr *nets, size_t n)
-{
-	if (n == 0) /* an empty named list: nets may be NULL */
-		return;
-	*c->v = xreallocarray(*c->v, *c->n + n, sizeof(**c->v));
-	(void)memcpy(*c->v + *c->n, nets, n * sizeof(*nets));
-	*c->n += n;
-}
-
-static void
-add_cidr(struct ld *ld, const config_setting_t *s, const char *what,
-    const char *v, void *arg)
-{
-	struct policy_cidr net;
-	char q[80];
-
-	if (policy_cidr_parse(v, &net) != 0) {
-		bad(ld, s, "%s: %s is not an address or CIDR", what,
-		    esc(v, q, sizeof(q)));
-		return;
-	}
-	push_cidrs(arg, &net, 1);
-}
-
-static void
-add_pattern(struct ld *ld, const config_setting_t *s, const char *what,
-    const char *v, void *arg)
-{
-	struct policy_patterns *p = arg;
-	const char *c;
-	char q[80];
-
-	for (c = v; *c != '\0'; c++)
-		if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f)
-			break;
-	if (c == v || *c != '\0' || c - v > PATTERN_MAX_LEN) {
-		bad(ld, s,
-		    "%s: %s is not a pattern (1..%d printable characters, no "
-		    "spaces)",
-		    what, esc(v, q, sizeof(q)), PATTERN_MAX_LEN);
-		return;
-	}
-	p->pat = xreallocarray(p->pat, p->n + 1, sizeof(*p->pat));
-	p->pat[p->n++] = xstrdup(v);
-}
-
-static void
-add_client(struct ld *ld, const config_setting_t *s, const char *what,
-    const char *v, void *arg)
-{
-	struct policy_match *m = arg;
-	struct cidrs c = {&m->nets, &m->nnets};
-	struct policy_cidr net;
-	char q[80];
-	size_t i;
-
-	if (strcmp(v, "trusted") == 0) {
-		m->client_trusted = true;
-		return;
-	}
-	if (policy_cidr_parse(v, &net) == 0) {
-		push_cidrs(&c, &net, 1);
-		return;
-	}
-	for (i = 0; i < ld->nlists; i++)
-		if (strcmp(ld->lists[i].name, v) == 0) {
-			push_cidrs(&c, ld->lists[i].nets, ld->lists[i].n);
-			return;
-		}
-	bad(ld, s,
-	    "%s: %s is not \"trusted\", an address, a CIDR or a list defined "
-	    "in lists",
-	    what, esc(v, q, sizeof(q)));
-}
-
-static void
-add_result(struct ld *ld, const config_setting_t *s, const char *what,
-    const char *v, void *arg)
-{
-	enum spf_result r;
-	char q[80];
-
-	if (spf_result_parse(v, &r) != 0) {
-		bad(ld, s,
-		    "%s: %s is not an SPF result (pass, fail, softfail, "
-		    "neutral, none, temperror, permerror)",
-		    what, esc(v, q, sizeof(q)));
-		return;
-	}
-	*(unsigned *)arg |= 1u << r;
-}
-
-/* add_list_name - a DNSBL/RHSBL or limit name a rule names; it must be
- * declared, unless it is a pattern ("*") */
-struct names_arg {
-	struct ld *ld;
-	enum match_kind kind;
-	struct policy_patterns *out;
-};
-
-static bool
-declared(const struct ld *ld, enum match_kind kind, const char *v)
-{
-	const struct conf *c = ld->conf;
-	size_t i;
-
-	if (kind == MK_LIMIT) {
-		for (i = 0; i < c->nlimits; i++)
-			if (strcmp(c->limits[i].name, v) == 0)
-				return true;
-		return false;
-	}
-	for (i = 0; i < c->ndnsbls; i++)
-		if (strcmp(c->dnsbls[i].name, v) == 0 &&
-		    (c->dnsbls[i].kind == DNSBL_IP) == (kind == MK_DNSBL))
-			return true;
-	return false;
-}
-
-static void
-add_list_name(struct ld *ld, const config_setting_t *s, const char *what,
-    const char *v, void *arg)
-{
-	struct names_arg *a = arg;
-	char q[80];
-
-	if (strpbrk(v, "*?[") == NULL && !declared(ld, a->kind, v)) {
-		bad(ld, s, "%s: %s is not the name of %s", what,
-		    esc(v, q, sizeof(q)),
-		    a->kind == MK_LIMIT	      ? "a limit in ratelimits"
-			: a->kind == MK_DNSBL ? "a list in dnsbl"
-					      : "a list in rhsbl");
-		return;
-	}
-	add_pattern(ld, s, what, v, a->out);
-}
-
-static void
-add_history(struct ld *ld, const config_setting_t *s, const char *what,
-    const char *v, void *arg)
-{
-	enum policy_history h;
-	char q[80];
-
-	if (policy_history_parse(v, &h) != 0) {
-		bad(ld, s, "%s: %s is not new, established or bad", what,
-		    esc(v, q, sizeof(q)));
-		return;
-	}
-	*(unsigned *)arg |= 1u << h;
-}
-
-static void
-read_match(struct ld *ld, const config_setting_t *s, struct policy_match *m,
-    const char *rule)
-{
-	struct names_arg na;
-	const struct match_key *k;
-	const config_setting_t *c;
-	char what[WHAT_LEN], lbl[WHAT_LEN];
-	char *field;
-	bool b;
-	int i;
-
-	cut(what, sizeof(what), "%s: match", rule);
-	if (!config_setting_is_group(s)) {
-		bad(ld, s, "%s: expected a group { ... }", what);
-		return;
-	}
-	for (i = 0; (c = config_setting_get_elem(s, (unsigned)i)) != NULL;
-	     i++) {
-		for (k = match_keys; k < match_keys + NELEM(match_keys); k++)
-			if (strcmp(config_setting_name(c), k->name) == 0)
-				break;
-		if (k == match_keys + NELEM(match_keys)) {
-			bad(ld, c, "%s: unknown key \"%.64s\"", what,
-			    config_setting_name(c));
-			continue;
-		}
-		(void)label(lbl, sizeof(lbl), what, k->name);
-		field = (char *)m + k->off;
-		switch (k->kind) {
-		case MK_CLIENT:
-			m->has_client = true;
-			each_string(ld, c, lbl, true, add_client, m);
-			break;
-		case MK_PATTERNS:
-			each_string(ld, c, lbl, true, add_pattern, field);
-			break;
-		case MK_BOOL:
-			if (get_bool(ld, c, lbl, &b) == 0)
-				*(int *)field = b;
-			break;
-		case MK_SPF:
-			each_string(ld, c, lbl, true, add_result, field);
-			break;
-		case MK_DNSBL:
-		case MK_RHSBL:
-		case MK_LIMIT:
-			na.ld = ld;
-			na.kind = k->kind;
-			na.out = (struct policy_patterns *)(void *)field;
-			each_string(ld, c, lbl, true, add_list_name, &na);
-			break;
-		case MK_HISTORY:
-			each_string(ld, c, lbl, true, add_history, field);
-			break;
-		}
-		if ((k->kind == MK_HISTORY ||
-			strcmp(k->name, "anomaly") == 0) &&
-		    !ld->conf->history)
-			bad(ld, c, "%s: needs history.enabled = true", lbl);
-	}
-}
-
-/* xcode_ok - an RFC 3463 code of a refusal: 4.X.Y or 5.X.Y */
-static bool
-xcode_ok(const char *v)
-{
-	unsigned a, b, d;
-	int end = 0;
-
-	return strspn(v, "0123456789.") == strlen(v) &&
-	    sscanf(v, "%1u.%3u.%3u%n", &a, &b, &d, &end) == 3 &&
-	    (size_t)end == strlen(v) && (a == 4 || a == 5);
-}
-
-/* read_codes - code, xcode and reply, which only refusals have */
-static void
-read_codes(struct ld *ld, const config_setting_t *s, struct policy_rule *r,
-    const char *what, bool action_ok)
-{
-	bool refuses = action_ok && policy_action_refuses(r->action);
-	int cls = r->action == ACT_REJECT ? 5 : 4;
-	char lbl[WHAT_LEN], err[200], q[80];
-	const config_setting_t *c;
-	const char *v;
-	long long n;
-
-	if ((c = config_setting_get_member(s, "code")) != NULL &&
-	    get_int(ld, c, label(lbl, sizeof(lbl), what, "code"), 400, 599,
-		&n) == 0 &&
-	    action_ok) {
-		if (!refuses)
-			bad(ld, c,
-			    "%s: only tempfail, greylist and reject rules send "
-			    "a "
-			    "code",
-			    lbl);
-		else if (n / 100 != cls)
-			bad(ld, c, "%s: a %s rule needs a %dxx code", lbl,
-			    policy_action_name(r->action), cls);
-		else
-			r->code = (int)n;
-	}
-	if ((c = config_setting_get_member(s, "xcode")) != NULL &&
-	    (v = get_str(ld, c, label(lbl, sizeof(lbl), what, "xcode"))) !=
-		NULL) {
-		if (!xcode_ok(v))
-			bad(ld, c,
-			    "%s: %s is not an enhanced status code 4.X.Y or "
-			    "5.X.Y (RFC 3463)",
-			    lbl, esc(v, q, sizeof(q)));
-		else if (action_ok && !refuses)
-			bad(ld, c,
-			    "%s: only tempfail, greylist and reject rules send "
-			    "a "
-			    "code",
-			    lbl);
-		else if (action_ok && v[0] - '0' != cls)
-			bad(ld, c,
-			    "%s: %s does not match the %dxx code of a %s rule",
-			    lbl, v, cls, policy_action_name(r->action));
-		else
-			r->xcode = xstrdup(v);
-	}
-	if ((c = config_setting_get_member(s, "reply")) != NULL &&
-	    (v = get_str(ld, c, label(lbl, sizeof(lbl), what, "reply"))) !=
-		NULL) {
-		if (policy_template_check(v, err, sizeof(err)) != 0)
-			bad(ld, c, "%s: %s", lbl, err);
-		else if (action_ok && !refuses)
-			bad(ld, c,
-			    "%s: only tempfail, greylist and reject rules send "
-			    "a "
-			    "reply",
-			    lbl);
-		else
-			r->reply = xstrdup(v);
-	}
-}
-
-/* read_name - a rule's or set's name: NULL (reported) when bad */
-static const char *
-read_name(struct ld *ld, const config_setting_t *s, const char *what,
-    const config_setting_t **at)
-{
-	char lbl[WHAT_LEN], q[80];
-	const char *v;
-
-	if ((*at = config_setting_get_member(s, "name")) == NULL) {
-		bad(ld, s, "%s: missing name", what);
-		return NULL;
-	}
-	if ((v = get_str(ld, *at, label(lbl, sizeof(lbl), what, "name"))) ==
-	    NULL)
-		return NULL;
-	if (!name_ok(v)) {
-		bad(ld, *at,
-		    "%s: %s is not a name (1..%d letters, digits or -_.:)", lbl,
-		    esc(v, q, sizeof(q)), NAME_MAX_LEN);
-		return NULL;
-	}
-	return v;
-}
-
-/* read_rule - one rule of a set; the set's array has room for it */
-static void
-read_rule(struct ld *ld, const config_setting_t *s, struct policy_set *set,
-    const char *where)
-{
-	struct policy_rule *r = &set->rules[set->nrules++];
-	const config_setting_t *c;
-	char what[WHAT_LEN], lbl[WHAT_LEN], q[80], place[PATH_MAX + 16];
-	bool action_ok = false;
-	const char *v;
-	size_t i;
-
-	r->match.null_sender = r->match.authenticated = POLICY_ANY;
-	r->match.anomaly = POLICY_ANY;
-	r->file = file_name(ld, config_setting_source_file(s));
-	r->line = (int)config_setting_source_line(s);
-	cut(what, sizeof(what), "%srule #%zu", where, set->nrules);
-	if (!config_setting_is_group(s)) {
-		bad(ld, s, "%s: expected a group { name = ...; action = ...; }",
-		    what);
-		return;
-	}
-	if ((v = read_name(ld, s, what, &c)) != NULL) {
-		for (i = 0; i + 1 < set->nrules; i++) {
-			const struct policy_rule *o = &set->rules[i];
-
-			if (o->name == NULL || strcasecmp(o->name, v) != 0)
-				continue;
-			if (strcmp(o->file, r->file) == 0)
-				cut(place, sizeof(place), "line %d", o->line);
-			else
-				cut(place, sizeof(place), "%s:%d", o->file,
-				    o->line);
-			bad(ld, c, "%sduplicate rule name \"%s\" (first at %s)",
-			    where, v, place);
-		}
-		r->name = xstrdup(v);
-		cut(what, sizeof(what), "%srule \"%s\"", where, v);
-	}
-	check_keys(ld, s, what, rule_keys, NELEM(rule_keys));
-	if ((c = config_setting_get_member(s, "action")) == NULL)
-		bad(ld, s, "%s: missing action", what);
-	else if ((v = get_str(ld, c,
-		      label(lbl, sizeof(lbl), what, "action"))) == NULL)
-		;
-	else if (policy_action_parse(v, &r->action) != 0)
-		bad(ld, c,
-		    "%s: %s is not an action (accept, tag, quarantine, "
-		    "tempfail, greylist, reject)",
-		    lbl, esc(v, q, sizeof(q)));
-	else
-		action_ok = true;
-	if ((c = config_setting_get_member(s, "shadow")) != NULL)
-		(void)get_bool(ld, c, label(lbl, sizeof(lbl), what, "shadow"),
-		    &r->shadow);
-	read_codes(ld, s, r, what, action_ok);
-	if ((c = config_setting_get_member(s, "match")) != NULL)
-		read_match(ld, c, &r->match, what);
-}
-
-/* is_list - ( ... ), or an empty [ ] that means the same */
-static bool
-is_list(const config_setting_t *s)
-{
-	return config_setting_is_list(s) ||
-	    (config_setting_is_array(s) && config_setting_length(s) == 0);
-}
-
-/* read_rules - a list of rules into a set */
-static void
-read_rules(struct ld *ld, const config_setting_t *s, struct policy_set *set,
-    const char *where)
-{
-	int i, n;
-
-	if (!is_list(s)) {
-		bad(ld, s, "%srules: expected a list ( { ... }, { ... } )",
-		    where);
-		return;
-	}
-	n = config_setting_length(s);
-	set->rules = xcalloc((size_t)n, sizeof(*set->rules));
-	for (i = 0; i < n; i++)
-		read_rule(ld, config_setting_get_elem(s, (unsigned)i), set,
-		    where);
-}
-
-/* domains_unique - a recipient domain pattern chooses one set only */
-static void
-domains_unique(struct ld *ld, const config_setting_t *s, struct policy *p)
-{
-	const struct policy_set *set = &p->sets[p->nsets - 1], *o;
-	size_t i, j, k;
-
-	for (i = 0; i < set->rcpt_domains.n; i++)
-		for (o = &p->sets[1]; o < set; o++)
-			for (j = 0, k = 0; j < o->rcpt_domains.n && k == 0; j++)
-				if (strcasecmp(o->rcpt_domains.pat[j],
-					set->rcpt_domains.pat[i]) == 0) {
-					bad(ld, s,
-					    "recipient domain \"%s\" is "
-					    "already in policy set \"%s\"",
-					    set->rcpt_domains.pat[i],
-					    o->name != NULL ? o->name : "?");
-					k = 1;
-				}
-}
-
-/* read_set - one entry of policy_sets; p->sets has room for it */
-static void
-read_set(struct ld *ld, const config_setting_t *s, struct policy *p)
-{
-	struct policy_set *set = &p->sets[p->nsets++];
-	const config_setting_t *c;
-	char what[WHAT_LEN], lbl[WHAT_LEN], where[WHAT_LEN];
-	const char *v;
-	size_t i;
-
-	set->mode = POLICY_ANY;
-	cut(what, sizeof(what), "policy set #%zu", p->nsets - 1);
-	if (!config_setting_is_group(s)) {
-		bad(ld, s, "%s: expected a group { name = ...; ... }", what);
-		return;
-	}
-	if ((v = read_name(ld, s, what, &c)) != NULL) {
-		for (i = 0; i + 1 < p->nsets; i++)
-			if (p->sets[i].name != NULL &&
-			    strcasecmp(p->sets[i].name, v) == 0)
-				bad(ld, c, "duplicate policy set name \"%s\"",
-				    v);
-		set->name = xstrdup(v);
-		cut(what, sizeof(what), "policy set \"%s\"", v);
-	}
-	check_keys(ld, s, what, set_keys, NELEM(set_keys));
-	if ((c = config_setting_get_member(s, "recipient_domains")) == NULL)
-		bad(ld, s, "%s: missing recipient_domains", what);
-	else {
-		each_string(ld, c,
-		    label(lbl, sizeof(lbl), what, "recipient_domains"), true,
-		    add_pattern, &set->rcpt_domains);
-		domains_unique(ld, c, p);
-	}
-	if ((c = config_setting_get_member(s, "mode")) != NULL)
-		set->mode =
-		    read_mode(ld, c, label(lbl, sizeof(lbl), what, "mode"));
-	cut(where, sizeof(where), "%.150s: ", what);
-	if ((c = config_setting_get_member(s, "rules")) != NULL)
-		read_rules(ld, c, set, where);
-}
-
-static void
-add_list_cidr(struct ld *ld, const config_setting_t *s, const char *what,
-    const char *v, void *arg)
-{
-	struct named_list *l = arg;
-	struct cidrs c = {&l->nets, &l->n};
-
-	add_cidr(ld, s, what, v, &c);
-}
-
-/* read_lists - lists = { NAME = [ CIDR, ... ]; ... } */
-static void
-read_lists(struct ld *ld, const config_setting_t *s)
-{
-	const config_setting_t *c;
-	struct named_list *l;
-	char lbl[WHAT_LEN];
-	int i, n;
-
-	if (!config_setting_is_group(s)) {
-		bad(ld, s, "lists: expected a group { NAME = [ ... ]; }");
-		return;
-	}
-	n = config_setting_length(s);
-	ld->lists = xcalloc((size_t)n, sizeof(*ld->lists));
-	for (i = 0; i < n; i++) {
-		c = config_setting_get_elem(s, (unsigned)i);
-		l = &ld->lists[ld->nlists++];
-		l->name = config_setting_name(c);
-		(void)label(lbl, sizeof(lbl), "lists", l->name);
-		if (strcmp(l->name, "trusted") == 0)
-			bad(ld, c,
-			    "%s: \"trusted\" is reserved for trusted_networks",
-			    lbl);
-		each_string(ld, c, lbl, false, add_list_cidr, l);
-	}
-}
-
-static const struct key list_keys[] = {
-    {"name", "string", "Required, unique: what rules and logs call it."},
-    {"zone", "string", "Required: the list's DNS zone."},
-    {"codes", "address or list",
-	"Answers that count as listed, 127.0.0.0/8 addresses."},
-    {"mask", "address or integer",
-	"Listed when the last octet of an answer has one of these bits "
-	"(\"127.0.0.6\" or 6)."},
-    {"identities", "string or list",
-	"rhsbl only: \"from\" (MAIL FROM domain) and/or \"helo\"."},
-};
-
-static const struct key limit_keys[] = {
-    {"name", "string", "Required, unique: the rate_over fact names it."},
-    {"key", "string",
-	"Required: what is counted per: ip, net (reputation.v4_prefix/"
-	"v6_prefix), sender_domain or auth_user."},
-    {"limit", "integer",
-	"Required: most messages (or recipients) in the "
-	"window."},
-    {"window", "integer", "Required: the sliding window, in seconds."},
-    {"count", "string", "messages (default) or recipients."},
-    {"action", "string",
-	"The default action over the limit (tried before every rule); unset: "
-	"none, rules decide with rate_over."},
-    {"reply", "string", "As a rule's."},
-    {"code", "integer", "As a rule's."},
-    {"xcode", "string", "As a rule's."},
-};
-
-/* list_code - a 127.0.0.0/8 address, in host order; -1 if not */
-static int
-list_code(const char *v, uint32_t *out)
-{
-	struct in_addr a;
-
-	if (inet_pton(AF_INET, v, &a) != 1 || (ntohl(a.s_addr) >> 24) != 127)
-		return -1;
-	*out = ntohl(a.s_addr);
-	return 0;
-}
-
-static void
-add_code(struct ld *ld, const config_setting_t *s, const char *what,
-    const char *v, void *arg)
-{
-	struct dnsbl_list *l = arg;
-	uint32_t code;
-	char q[80];
-
-	if (list_code(v, &code) != 0) {
-		bad(ld, s, "%s: %s is not an address in 127.0.0.0/8", what,
-		    esc(v, q, sizeof(q)));
-		return;
-	}
-	l->codes = xreallocarray(l->codes, l->ncodes + 1, sizeof(*l->codes));
-	l->codes[l->ncodes++] = code;
-}
-
-static void
-add_identity(struct ld *ld, const config_setting_t *s, const char *what,
-    const char *v, void *arg)
-{
-	struct dnsbl_list *l = arg;
-	char q[80];
-
-	if (strcmp(v, "from") == 0)
-		l->check_from = true;
-	else if (strcmp(v, "helo") == 0)
-		l->check_helo = true;
-	else
-		bad(ld, s, "%s: %s is neither \"from\" nor \"helo\"", what,
-		    esc(v, q, sizeof(q)));
-}
-
-/* read_mask - mask = 6 or "127.0.0.6": bits of the last octet */
-static void
-read_mask(struct ld *ld, const config_setting_t *c, const char *what,
-    struct dnsbl_list *l)
-{
-	uint32_t code;
-	long long n;
-
-	if (config_setting_type(c) == CONFIG_TYPE_STRING) {
-		if (list_code(config_setting_get_string(c), &code) != 0 ||
-		    (code & 0xff) == 0)
-			bad(ld, c, "%s: expected 127.0.0.N with N 1..255",
-			    what);
-		else
-			l->mask = code & 0xff;
-	} else if (get_int(ld, c, what, 1, 255, &n) == 0)
-		l->mask = (uint32_t)n;
-}
-
-/* read_list - one entry of dnsbl or rhsbl */
-static void
-read_list(struct ld *ld, const config_setting_t *s, enum dnsbl_kind kind,
-    const char *group)
-{
-	struct dnsbl_list *l;
-	const config_setting_t *c;
-	char what[WHAT_LEN], lbl[WHAT_LEN], q[80], zone[DNS_MAX_NAME + 2];
-	const char *v;
-	size_t i, n;
-
-	cut(what, sizeof(what), "%s #%zu", group, ld->conf->ndnsbls + 1);
-	if (!config_setting_is_group(s)) {
-		bad(ld, s, "%s: expected a group { name = ...; zone = ...; }",
-		    what);
-		return;
-	}
-	ld->conf->dnsbls = xreallocarray(ld->conf->dnsbls,
-	    ld->conf->ndnsbls + 1, sizeof(*ld->conf->dnsbls));
-	l = &ld->conf->dnsbls[ld->conf->ndnsbls++];
-	memset(l, 0, sizeof(*l));
-	l->kind = kind;
-	if ((v = read_name(ld, s, what, &c)) != NULL) {
-		for (i = 0; i + 1 < ld->conf->ndnsbls; i++)
-			if (strcmp(ld->conf->dnsbls[i].name, v) == 0)
-				bad(ld, c, "%s: duplicate list name \"%s\"",
-				    group, v);
-		cut(what, sizeof(what), "%s \"%s\"", group, v);
-	}
-	l->name = xstrdup(v != NULL ? v : "?");
-	check_keys(ld, s, what, list_keys,
-	    kind == DNSBL_DOMAIN ? NELEM(list_keys) : NELEM(list_keys) - 1);
-	if ((c = config_setting_get_member(s, "zone")) == NULL)
-		bad(ld, s, "%s: missing zone", what);
-	else if ((v = get_str(ld, c, label(lbl, sizeof(lbl), what, "zone"))) !=
-	    NULL) {
-		n = strlen(v);
-		if (n > 0 && v[n - 1] == '.')
-			n--;
-		cut(zone, sizeof(zone), "%.*s", (int)n, v);
-		if (n == 0 || n > DNS_MAX_NAME - 10 || !dns_name_ok(zone))
-			bad(ld, c, "%s: %s is not a DNS zone", lbl,
-			    esc(v, q, sizeof(q)));
-		else
-			l->zone = xstrdup(zone);
-	}
-	if ((c = config_setting_get_member(s, "codes")) != NULL)
-		each_string(ld, c, label(lbl, sizeof(lbl), what, "codes"), true,
-		    add_code, l);
-	if ((c = config_setting_get_member(s, "mask")) != NULL) {
-		read_mask(ld, c, label(lbl, sizeof(lbl), what, "mask"), l);
-		if (l->ncodes > 0)
-			bad(ld, c, "%s: codes or mask, not both", what);
-	}
-	if (kind == DNSBL_DOMAIN) {
-		if ((c = config_setting_get_member(s, "identities")) != NULL)
-			each_string(ld, c,
-			    label(lbl, sizeof(lbl), what, "identities"), true,
-			    add_identity, l);
-		else
-			l->check_from = true;
-	}
-}
-
-/* read_lists_of - dnsbl = ( ... ) or rhsbl = ( ... ) */
-static void
-read_lists_of(struct ld *ld, const config_setting_t *root, const char *group,
-    enum dnsbl_kind kind)
-{
-	const config_setting_t *s;
-	int i, n;
-
-	if ((s = config_setting_get_member(root, group)) == NULL)
-		return;
-	if (!is_list(s)) {
-		bad(ld, s, "%s: expected a list ( { ... }, { ... } )", group);
-		return;
-	}
-	n = config_setting_length(s);
-	for (i = 0; i < n; i++)
-		read_list(ld, config_setting_get_elem(s, (unsigned)i), kind,
-		    group);
-}
-
-/* read_limit - one entry of ratelimits; its action becomes a pre-rule */
-static void
-read_limit(struct ld *ld, const config_setting_t *s, struct policy *p)
-{
-	struct conf *cf = ld->conf;
-	struct rate_limit *l;
-	struct policy_rule *r;
-	const config_setting_t *c;
-	char what[WHAT_LEN], lbl[WHAT_LEN], q[80], name[NAME_MAX_LEN + 16];
-	const char *v;
-	long long n;
-	size_t i;
-
-	cut(what, sizeof(what), "ratelimits #%zu", cf->nlimits + 1);
-	if (!config_setting_is_group(s)) {
-		bad(ld, s, "%s: expected a group { name = ...; key = ...; }",
-		    what);
-		return;
-	}
-	cf->limits =
-	    xreallocarray(cf->limits, cf->nlimits + 1, sizeof(*cf->limits));
-	l = &cf->limits[cf->nlimits++];
-	memset(l, 0, sizeof(*l));
-	if ((v = read_name(ld, s, what, &c)) != NULL) {
-		for (i = 0; i + 1 < cf->nlimits; i++)
-			if (strcmp(cf->limits[i].name, v) == 0)
-				bad(ld, c,
-				    "ratelimits: duplicate limit name \"%s\"",
-				    v);
-		cut(what, sizeof(what), "ratelimits \"%s\"", v);
-	}
-	l->name = xstrdup(v != NULL ? v : "?");
-	check_keys(ld, s, what, limit_keys, NELEM(limit_keys));
-	if ((c = config_setting_get_member(s, "key")) == NULL)
-		bad(ld, s, "%s: missing key", what);
-	else if ((v = get_str(ld, c, label(lbl, sizeof(lbl), what, "key"))) !=
-		NULL &&
-	    rep_rate_key_parse(v, &l->key) != 0)
-		bad(ld, c, "%s: %s is not ip, net, sender_domain or auth_user",
-		    lbl, esc(v, q, sizeof(q)));
-	if ((c = config_setting_get_member(s, "limit")) == NULL)
-		bad(ld, s, "%s: missing limit", what);
-	else if (get_int(ld, c, label(lbl, sizeof(lbl), what, "limit"), 1,
-		     100000000, &n) == 0)
-		l->limit = (unsigned)n;
-	if ((c = config_setting_get_member(s, "window")) == NULL)
-		bad(ld, s, "%s: missing window", what);
-	else if (get_int(ld, c, label(lbl, sizeof(lbl), what, "window"), 1,
-		     31 * 86400, &n) == 0)
-		l->window = (unsigned)n;
-	if ((c = config_setting_get_member(s, "count")) != NULL &&
-	    (v = get_str(ld, c, label(lbl, sizeof(lbl), what, "count"))) !=
-		NULL) {
-		if (strcmp(v, "recipients") == 0)
-			l->per_rcpt = true;
-		else if (strcmp(v, "messages") != 0)
-			bad(ld, c, "%s: %s is neither messages nor recipients",
-			    lbl, esc(v, q, sizeof(q)));
-	}
-	if ((c = config_setting_get_member(s, "action")) == NULL) {
-		if (config_setting_get_member(s, "reply") != NULL ||
-		    config_setting_get_member(s, "code") != NULL ||
-		    config_setting_get_member(s, "xcode") != NULL)
-			bad(ld, s, "%s: reply, code and xcode need an action",
-			    what);
-		return;
-	}
-	p->pre_rules = xreallocarray(p->pre_rules, p->npre_rules + 1,
-	    sizeof(*p->pre_rules));
-	r = &p->pre_rules[p->npre_rules++];
-	memset(r, 0, sizeof(*r));
-	r->match.null_sender = r->match.authenticated = POLICY_ANY;
-	r->match.anomaly = POLICY_ANY;
-	cut(name, sizeof(name), "ratelimit:%s", l->name);
-	r->name = xstrdup(name);
-	r->file = file_name(ld, config_setting_source_file(s));
-	r->line = (int)config_setting_source_line(s);
-	r->match.rate_over.pat = xcalloc(1, sizeof(char *));
-	r->match.rate_over.pat[0] = xstrdup(l->name);
-	r->match.rate_over.n = 1;
-	if ((v = get_str(ld, c, label(lbl, sizeof(lbl), what, "action"))) ==
-	    NULL)
-		return;
-	if (policy_action_parse(v, &r->action) != 0 ||
-	    r->action == ACT_GREYLIST)
-		bad(ld, c,
-		    "%s: %s is not an action for a limit (accept, tag, "
-		    "quarantine, tempfail, reject)",
-		    lbl, esc(v, q, sizeof(q)));
-	else
-		read_codes(ld, s, r, what, true);
-}
-
-static void
-read_limits(struct ld *ld, const config_setting_t *root, struct policy *p)
-{
-	const config_setting_t *s;
-	int i, n;
-
-	if ((s = config_setting_get_member(root, "ratelimits")) == NULL)
-		return;
-	if (!is_list(s)) {
-		bad(ld, s, "ratelimits: expected a list ( { ... }, { ... } )");
-		return;
-	}
-	n = config_setting_length(s);
-	for (i = 0; i < n; i++)
-		read_limit(ld, config_setting_get_elem(s, (unsigned)i), p);
-}
-
-/* finish_reputation - derived settings, once everything is read */
-static void
-finish_reputation(struct conf *c)
-{
-	size_t i, j;
-
-	c->hist.established_messages = c->hist_established_messages;
-	c->hist.established_age = c->hist_established_hours * 3600;
-	c->hist.bad_refusals = c->hist_bad_refusals;
-	c->hist.bad_percent = c->hist_bad_percent;
-	c->hist.expiry = c->hist_expiry_days * 86400;
-	c->grey.delay = c->grey_delay;
-	c->grey.window = c->grey_window;
-	c->grey.expiry = c->grey_expiry_days * 86400;
-	for (i = 0; i < c->policy->nsets; i++)
-		for (j = 0; j < c->policy->sets[i].nrules; j++)
-			if (c->policy->sets[i].rules[j].action == ACT_GREYLIST)
-				c->uses_greylist = true;
-}
-
-/* read_trusted - trusted_networks, or the table's default */
-static void
-read_trusted(struct ld *ld, const config_setting_t *root, struct policy *p)
-{
-	struct cidrs c = {&p->trusted, &p->ntrusted};
-	struct policy_cidr net;
-	const config_setting_t *s;
-	const char *d, *e;
-	char tmp[64];
-
-	if ((s = config_setting_get_member(root, "trusted_networks")) != NULL) {
-		each_string(ld, s, "trusted_networks", false, add_cidr, &c);
-		return;
-	}
-	/* the default: the strings between quotes of the table's text */
-	for (d = opt_find("trusted_networks")->def;
-	     (d = strchr(d, '"')) != NULL; d = e + 1) {
-		e = strchr(++d, '"');
-		cut(tmp, sizeof(tmp), "%.*s", (int)(e - d), d);
-		if (policy_cidr_parse(tmp, &net) == 0)
-			push_cidrs(&c, &net, 1);
-	}
-}
-
-static void
-load_policy(struct ld *ld, const config_setting_t *root)
-{
-	struct policy *p = xcalloc(1, sizeof(*p));
-	const config_setting_t *s, *sets;
-	int i, n = 0, mode;
-
-	ld->conf->policy = p;
-	p->mode = MODE_ENFORCE;
-	if ((s = config_setting_get_member(root, "mode")) != NULL &&
-	    (mode = read_mode(ld, s, "mode")) != POLICY_ANY)
-		p->mode = (enum policy_mode)mode;
-	read_trusted(ld, root, p);
-	if ((s = config_setting_get_member(root, "lists")) != NULL)
-		read_lists(ld, s);
-	read_lists_of(ld, root, "dnsbl", DNSBL_IP);
-	read_lists_of(ld, root, "rhsbl", DNSBL_DOMAIN);
-	read_limits(ld, root, p);
-	if ((sets = config_setting_get_member(root, "policy_sets")) != NULL) {
-		if (is_list(sets))
-			n = config_setting_length(sets);
-		else
-			bad(ld, sets,
-			    "policy_sets: expected a list ( { ... }, { ... } "
-			    ")");
-	}
-	p->sets = xcalloc((size_t)n + 1, sizeof(*p->sets));
-	p->nsets = 1;
-	p->sets[0].name = xstrdup("default");
-	p->sets[0].mode = POLICY_ANY;
-	if ((s = config_setting_get_member(root, "rules")) != NULL)
-		read_rules(ld, s, &p->sets[0], "");
-	for (i = 0; i < n; i++)
-		read_set(ld, config_setting_get_elem(sets, (unsigned)i), p);
-	finish_reputation(ld->conf);
 }
 
 static void
@@ -1744,7 +730,7 @@ check_includes(struct ld *ld, struct include_chain *ch, const char *file,
 			continue;
 		if (++ch->total > MAX_INCLUDES) {
 			if (!ch->capped)
-				error_at(ld, label, lineno,
+				conf_error_at(ld, label, lineno,
 				    "more than %d @include lines in all",
 				    MAX_INCLUDES);
 			ch->capped = true;
@@ -1756,18 +742,18 @@ check_includes(struct ld *ld, struct include_chain *ch, const char *file,
 		if (stat(full, &st) != 0)
 			; /* libconfig says it cannot open it */
 		else if (!S_ISREG(st.st_mode))
-			error_at(ld, label, lineno,
+			conf_error_at(ld, label, lineno,
 			    "@include %s: not a regular file",
-			    esc(name, q, sizeof(q)));
+			    conf_esc(name, q, sizeof(q)));
 		else {
 			for (i = 0; i < ch->depth; i++)
 				if (ch->dev[i] == st.st_dev &&
 				    ch->ino[i] == st.st_ino)
 					break;
 			if (i < ch->depth)
-				error_at(ld, label, lineno,
+				conf_error_at(ld, label, lineno,
 				    "@include %s: includes itself (a loop)",
-				    esc(name, q, sizeof(q)));
+				    conf_esc(name, q, sizeof(q)));
 			else
 				check_includes(ld, ch, full, name);
 		}
@@ -1820,13 +806,13 @@ conf_load(const char *path, struct buf *errors)
 	}
 	if (ld.nerrors == 0) {
 		if (config_read_file(&cf, path) != CONFIG_TRUE)
-			error_at(&ld, config_error_file(&cf),
+			conf_error_at(&ld, config_error_file(&cf),
 			    config_error_line(&cf), "%s",
 			    config_error_text(&cf));
 		else {
 			load_group(&ld, config_root_setting(&cf), NULL);
 			check_socket_options(&ld, config_root_setting(&cf));
-			load_policy(&ld, config_root_setting(&cf));
+			conf_load_policy(&ld, config_root_setting(&cf));
 		}
 	}
 	config_destroy(&cf);
@@ -1905,8 +891,9 @@ conf_unref(struct conf *c)
 		conf_free(c);
 }
 
-static void
-describe_keys(struct buf *out, const char *title, const struct key *k, size_t n)
+void
+conf_describe_keys(struct buf *out, const char *title, const struct key *k,
+    size_t n)
 {
 	size_t i;
 
@@ -1925,7 +912,6 @@ conf_describe(struct buf *out)
 	    [OPT_BOOL] = "boolean",
 	    [OPT_STRS] = "string or list of strings",
 	    [OPT_OCTAL] = "octal string"};
-	const struct match_key *m;
 	const struct opt *o;
 
 	for (o = opts; o < opts + NOPTS; o++) {
@@ -1941,19 +927,6 @@ conf_describe(struct buf *out)
 			buf_addf(out, ", default %s", o->def);
 		buf_addf(out, ")\n\t%s\n\n", o->meaning);
 	}
-	describe_keys(out,
-	    "A rule, in rules and in a policy set's rules:", rule_keys,
-	    NELEM(rule_keys));
-	buf_adds(out,
-	    "Conditions of a rule's match group, all of which must hold; each "
-	    "takes a\nstring or a list of strings (any may match) unless it "
-	    "says boolean:\n\n");
-	for (m = match_keys; m < match_keys + NELEM(match_keys); m++)
-		buf_addf(out, "  %s\n\t%s\n\n", m->name, m->meaning);
-	describe_keys(out, "A policy set, in policy_sets:", set_keys,
-	    NELEM(set_keys));
-	describe_keys(out, "A list, in dnsbl and rhsbl:", list_keys,
-	    NELEM(list_keys));
-	describe_keys(out, "A limit, in ratelimits:", limit_keys,
-	    NELEM(limit_keys));
+	conf_describe_policy(out);
+	conf_describe_reputation(out);
 }
